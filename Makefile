@@ -1,0 +1,28 @@
+# Two entry points: `make run` starts the daemon, `make test` runs the whole suite.
+# Both create .venv and install what they need on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config/notifyd.example.toml
+
+.PHONY: run test lint install
+
+$(BIN)/notifyd: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/notifyd
+
+run: install
+	$(BIN)/notifyd serve --config $(CONFIG)
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+# pytest's exit code 5 (no tests collected) is a failure here, never a silent pass.
+test: install
+	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+	$(BIN)/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc

@@ -1,0 +1,84 @@
+"""Who may call notifyd and which BIMserver the worker may call back.
+
+BIMserver signs nothing, and a notification's ``apiUrl`` is where the worker will send the
+notification's token, so both the caller and the ``apiUrl`` are checked against allowlists.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from notifyd.errors import Forbidden, ProtocolError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int, str] | None:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    if parts.username or parts.password:
+        return None
+    return (
+        parts.scheme,
+        parts.hostname.lower(),
+        port or _DEFAULT_PORTS[parts.scheme],
+        parts.path.rstrip("/"),
+    )
+
+
+def check_api_url(api_url: str, allowed: Sequence[str]) -> None:
+    """Raise ProtocolError unless ``api_url`` is on an allowed origin (and under its path)."""
+    origin = _origin(api_url)
+    if origin is None:
+        raise ProtocolError(f"apiUrl '{api_url}' is not an http(s) URL with a host")
+    for entry in allowed:
+        permitted = _origin(entry)
+        if permitted is None:
+            continue
+        if origin[:3] == permitted[:3] and (
+            origin[3] == permitted[3] or origin[3].startswith(permitted[3] + "/")
+        ):
+            return
+    raise ProtocolError(
+        f"apiUrl '{api_url}' is not allowed: add its origin to allowed_api_urls "
+        "(NOTIFYD_ALLOWED_API_URLS) to accept notifications from that BIMserver"
+    )
+
+
+def client_ip(
+    remote: str | None, forwarded_for: str | None, trusted_proxies: Sequence[IPNetwork]
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The caller's address; X-Forwarded-For counts only when it was set by a trusted proxy."""
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return None
+    if not forwarded_for or not any(address in net for net in trusted_proxies):
+        return address
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        try:
+            hop_address = ipaddress.ip_address(hop)
+        except ValueError:
+            return None
+        if not any(hop_address in net for net in trusted_proxies):
+            return hop_address
+    return address
+
+
+def check_client_ip(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+    allowed: Sequence[IPNetwork],
+) -> None:
+    if not allowed:
+        return
+    if address is None or not any(address in net for net in allowed):
+        raise Forbidden(f"requests from {address or 'an unknown address'} are not allowed")

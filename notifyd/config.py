@@ -1,0 +1,200 @@
+"""Settings: defaults, then a TOML file, then ``NOTIFYD_*`` environment variables, then CLI flags.
+
+This is the only module that reads the environment. Relative paths in the TOML file are
+resolved against the file's own folder, so a config works wherever the daemon is started.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from notifyd.errors import ConfigError
+
+ENV_PREFIX = "NOTIFYD_"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Settings(BaseModel):
+    """Every setting of the daemon; the example config documents each one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8089, ge=0, le=65535)
+    base_path: str = ""
+    public_url: str | None = None
+    data_dir: Path = Path("data")
+    database: Path | None = None
+    profiles_dir: Path = Path("profiles")
+    service_modules: list[str] = Field(default_factory=lambda: ["notifyd.builtin_services"])
+
+    provider_name: str = "notifyd"
+    provider_company_url: str = ""
+
+    allowed_api_urls: list[str] = Field(default_factory=list)
+    allowed_ips: list[IPNetwork] = Field(default_factory=list)
+    trusted_proxies: list[IPNetwork] = Field(default_factory=list)
+    secret_path: str | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    max_attempts: int = Field(default=5, ge=1)
+
+    @field_validator("base_path")
+    @classmethod
+    def _normalise_base_path(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        return f"/{value}" if value else ""
+
+    @field_validator("secret_path")
+    @classmethod
+    def _check_secret_path(cls, value: str | None) -> str | None:
+        if value is None or value.strip("/") == "":
+            return None
+        value = value.strip("/")
+        if "/" in value or not value.isprintable():
+            raise ValueError("must be a single path segment without '/'")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        _require_http_url(value)
+        return value.rstrip("/")
+
+    @field_validator("allowed_api_urls")
+    @classmethod
+    def _check_api_urls(cls, values: list[str]) -> list[str]:
+        for value in values:
+            _require_http_url(value)
+        return [value.rstrip("/") for value in values]
+
+    @property
+    def database_path(self) -> Path:
+        return self.database or self.data_dir / "notifyd.sqlite3"
+
+    @property
+    def endpoint_prefix(self) -> str:
+        """The path under which the JSON endpoint lives: base path plus the optional secret."""
+        return self.base_path + (f"/{self.secret_path}" if self.secret_path else "")
+
+    @property
+    def public_base_url(self) -> str:
+        """The URL BIMserver users type in, used to build the descriptor's URLs."""
+        if self.public_url:
+            return self.public_url
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else "localhost"  # noqa: S104
+        return f"http://{host}:{self.port}{self.base_path}"
+
+
+def _require_http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{value}' is not an http(s) URL with a host")
+
+
+_PATH_FIELDS = ("data_dir", "database", "profiles_dir")
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        is_list = getattr(field.annotation, "__origin__", None) is list
+        values[name] = _split_list(raw) if is_list else raw
+    return values
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    for name in _PATH_FIELDS:
+        if isinstance(data.get(name), str) and not Path(data[name]).is_absolute():
+            data[name] = os.path.normpath(path.parent / data[name])
+    return data
+
+
+def _describe(error: ValidationError, sources: dict[str, str]) -> str:
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "settings"
+        top = str(item["loc"][0]) if item["loc"] else ""
+        where = sources.get(top, "")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown setting '{name}'{where}")
+        else:
+            lines.append(f"{name}{where}: {item['msg']} (got {item.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the sources in precedence order and validate once, naming the source of each error."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if config_path is not None:
+        for key, value in _read_toml(config_path).items():
+            values[key] = value
+            sources[key] = f" (in {config_path})"
+    for key, value in _from_environment(environ).items():
+        values[key] = value
+        sources[key] = f" (from {ENV_PREFIX}{key.upper()})"
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+            sources[key] = " (from the command line)"
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from exc
+
+
+class ProfileFile(BaseModel):
+    """One file under ``profiles/<service identifier>/``: a public profile of that service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identifier: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    description: str = ""
+    public: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+def read_profile_file(path: Path) -> ProfileFile:
+    try:
+        with path.open("rb") as handle:
+            return ProfileFile.model_validate(tomllib.load(handle))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"profile {path} is not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"profile {path}: " + _describe(exc, {})) from exc

@@ -1,0 +1,1 @@
+"""Wire formats: what BIMserver sends and expects, as pydantic models. No I/O here."""

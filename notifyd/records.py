@@ -1,0 +1,164 @@
+"""Stored records: what a notification is, what a job is, and how a job's life is told.
+
+Frozen dataclasses whose enum values are the strings the storage keeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class NotificationKind(StrEnum):
+    """The notification methods of (Bimsie1)RemoteServiceInterface, by their wire names."""
+
+    NEW_REVISION = "newRevision"
+    NEW_EXTENDED_DATA_ON_PROJECT = "newExtendedDataOnProject"
+    NEW_EXTENDED_DATA_ON_REVISION = "newExtendedDataOnRevision"
+
+
+class Dialect(StrEnum):
+    """Which BIMserver generation sent a notification; the worker answers in the same one."""
+
+    BIMSIE1 = "bimsie1"  # BIMserver 1.3 and 1.4
+    BIMSERVER_15 = "1.5"  # BIMserver 1.5 and later
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # waiting, possibly until run_after after a failed attempt
+    RUNNING = "running"  # claimed under a lease
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"  # failed for good: permanent error or out of attempts
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED)
+
+
+class AttemptOutcome(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # will be retried
+    DEAD = "dead"  # failed for good
+    LEASE_EXPIRED = "lease_expired"  # the worker died or hung; reclaimed
+    RELEASED = "released"  # handed back on shutdown, not counted against max_attempts
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notification:
+    """One notification as BIMserver sent it, in domain terms."""
+
+    kind: NotificationKind
+    dialect: Dialect
+    poid: int
+    roid: int | None
+    edid: int | None
+    soid: int
+    service: str
+    profile: str
+    api_url: str
+    token: str | None
+    user_token: str | None
+
+    @property
+    def dedup_key(self) -> str:
+        """Two notifications with this key are the same event and become one job."""
+        return json.dumps(
+            [
+                str(self.kind),
+                self.poid,
+                self.roid,
+                self.edid,
+                self.soid,
+                self.service,
+                self.profile,
+            ],
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    id: int
+    status: JobStatus
+    notification: Notification
+    attempts: int
+    max_attempts: int
+    run_after: float
+    lease_until: float | None
+    worker_id: str | None
+    cancel_requested: bool
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    last_error: str | None
+    result: dict[str, Any] | None = field(default=None)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Job:
+        return cls(
+            id=row["id"],
+            status=JobStatus(row["status"]),
+            notification=Notification(
+                kind=NotificationKind(row["kind"]),
+                dialect=Dialect(row["dialect"]),
+                poid=row["poid"],
+                roid=row["roid"],
+                edid=row["edid"],
+                soid=row["soid"],
+                service=row["service"],
+                profile=row["profile"],
+                api_url=row["api_url"],
+                token=row["token"],
+                user_token=row["user_token"],
+            ),
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            run_after=row["run_after"],
+            lease_until=row["lease_until"],
+            worker_id=row["worker_id"],
+            cancel_requested=bool(row["cancel_requested"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            finished_at=row["finished_at"],
+            last_error=row["last_error"],
+            result=json.loads(row["result"]) if row["result"] else None,
+        )
+
+    def log_context(self) -> dict[str, Any]:
+        n = self.notification
+        return {"job_id": self.id, "service": n.service, "poid": n.poid, "roid": n.roid}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    job_id: int
+    number: int
+    worker_id: str
+    outcome: AttemptOutcome
+    started_at: float
+    finished_at: float | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Attempt:
+        return cls(
+            job_id=row["job_id"],
+            number=row["number"],
+            worker_id=row["worker_id"],
+            outcome=AttemptOutcome(row["outcome"]),
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            error=row["error"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnqueueResult:
+    job: Job
+    created: bool  # False when the notification was a duplicate of an existing job

@@ -1,0 +1,195 @@
+"""Services and profiles: what a provider offers, declared once.
+
+A ``ServiceSpec`` is served as BIMserver's SServiceDescriptor over the JSON protocol and, in a
+later release, as a BIM bots service. Its ``settings`` model validates every profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from notifyd.config import Settings
+from notifyd.errors import StartupError, UnknownProfile, UnknownService
+from notifyd.protocol.descriptors import (
+    SCHEMA_NAMES,
+    SProfileDescriptor,
+    SServiceDescriptor,
+    STrigger,
+)
+
+
+class NoSettings(BaseModel):
+    """For a service that takes no settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSpec:
+    identifier: str
+    name: str
+    description: str
+    trigger: STrigger = STrigger.NEW_REVISION
+    read_revision: bool = True
+    read_extended_data: str | None = None
+    write_revision: bool = False
+    write_extended_data: str | None = None
+    inputs: tuple[str, ...] = ("IFC_STEP_2X3TC1", "IFC_STEP_4")
+    outputs: tuple[str, ...] = ()
+    settings: type[BaseModel] = NoSettings
+    provider_name: str | None = None  # overrides the daemon's provider_name
+
+    def problems(self) -> list[str]:
+        """What is wrong with the declaration; empty when it can be served."""
+        found = []
+        if not self.identifier or not self.identifier.replace("-", "").replace("_", "").isalnum():
+            found.append(f"identifier {self.identifier!r} must be letters, digits, '-' or '_'")
+        if self.trigger is STrigger.NEW_PROJECT:
+            found.append("trigger NEW_PROJECT is never sent to JSON services")
+        for label, names in (("input", self.inputs), ("output", self.outputs)):
+            found += [f"unknown {label} schema {n!r}" for n in names if n not in SCHEMA_NAMES]
+        for label, name in (
+            ("readExtendedData", self.read_extended_data),
+            ("writeExtendedData", self.write_extended_data),
+        ):
+            if name is not None and name not in SCHEMA_NAMES:
+                found.append(f"unknown {label} schema {name!r}")
+        if self.write_extended_data and self.write_extended_data not in self.outputs:
+            found.append(f"writeExtendedData {self.write_extended_data!r} is not in outputs")
+        if not (self.write_revision or self.write_extended_data):
+            found.append("the service writes nothing back (neither a revision nor extended data)")
+        return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    service: str
+    identifier: str
+    name: str
+    description: str
+    settings: BaseModel
+    public: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """The declared services and their profiles, fixed at start-up."""
+
+    services: MappingProxyType[str, ServiceSpec] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    profiles: MappingProxyType[str, tuple[Profile, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    @classmethod
+    def build(cls, services: Iterable[ServiceSpec], profiles: Iterable[Profile]) -> Registry:
+        by_id: dict[str, ServiceSpec] = {}
+        for spec in services:
+            if spec.identifier in by_id:
+                raise StartupError(f"service {spec.identifier!r} is declared twice")
+            problems = spec.problems()
+            if problems:
+                raise StartupError(f"service {spec.identifier!r}: " + "; ".join(problems))
+            by_id[spec.identifier] = spec
+        grouped: dict[str, list[Profile]] = {identifier: [] for identifier in by_id}
+        for profile in profiles:
+            if profile.service not in by_id:
+                raise StartupError(
+                    f"profile {profile.identifier!r} is for unknown service {profile.service!r}"
+                )
+            if any(p.identifier == profile.identifier for p in grouped[profile.service]):
+                raise StartupError(
+                    f"service {profile.service!r} has two profiles {profile.identifier!r}"
+                )
+            grouped[profile.service].append(profile)
+        for identifier, spec in by_id.items():
+            if not grouped[identifier]:
+                grouped[identifier].append(default_profile(spec))
+        return cls(
+            MappingProxyType(by_id),
+            MappingProxyType({k: tuple(sorted(v, key=_order)) for k, v in grouped.items()}),
+        )
+
+    def service(self, identifier: str) -> ServiceSpec:
+        try:
+            return self.services[identifier]
+        except KeyError:
+            raise UnknownService(identifier) from None
+
+    def public_profiles(self, service: str) -> tuple[Profile, ...]:
+        self.service(service)
+        return tuple(p for p in self.profiles[service] if p.public)
+
+    def profile(self, service: str, identifier: str | None) -> Profile:
+        """The named profile, or the service's first (``default``) profile for None."""
+        profiles = self.profiles[self.service(service).identifier]
+        if identifier is None:
+            return profiles[0]
+        for profile in profiles:
+            if profile.identifier == identifier:
+                return profile
+        raise UnknownProfile(service, identifier)
+
+
+def _order(profile: Profile) -> tuple[bool, str]:
+    return (profile.identifier != "default", profile.identifier)
+
+
+def default_profile(spec: ServiceSpec) -> Profile:
+    """A service without profile files still gets one, if its settings all have defaults."""
+    try:
+        settings = spec.settings()
+    except Exception as exc:
+        raise StartupError(
+            f"service {spec.identifier!r} has no profile and its settings have no defaults: {exc}"
+        ) from exc
+    return Profile(
+        service=spec.identifier,
+        identifier="default",
+        name="Default",
+        description=f"{spec.name} with default settings",
+        settings=settings,
+    )
+
+
+def settings_schema(spec: ServiceSpec) -> dict[str, Any]:
+    return spec.settings.model_json_schema()
+
+
+def service_descriptor(spec: ServiceSpec, settings: Settings) -> SServiceDescriptor:
+    """What ``getService`` announces; every URL is built from the daemon's public base URL."""
+    base = settings.public_base_url
+    service_url = base + (f"/{settings.secret_path}" if settings.secret_path else "")
+    return SServiceDescriptor(
+        name=spec.name,
+        url=service_url,
+        token=None,
+        identifier=spec.identifier,
+        description=spec.description,
+        trigger=spec.trigger,
+        readRevision=spec.read_revision,
+        readExtendedData=spec.read_extended_data,
+        writeRevision=spec.write_revision,
+        writeExtendedData=spec.write_extended_data,
+        providerName=spec.provider_name or settings.provider_name,
+        companyUrl=settings.provider_company_url or base,
+        tokenUrl=f"{base}/oauth/token",
+        newProfileUrl=f"{base}/profiles/new?service={spec.identifier}",
+        registerUrl=f"{base}/oauth/register",
+        authorizeUrl=f"{base}/oauth/authorize",
+    )
+
+
+def profile_descriptor(profile: Profile) -> SProfileDescriptor:
+    return SProfileDescriptor(
+        identifier=profile.identifier,
+        name=profile.name,
+        description=profile.description,
+        publicProfile=profile.public,
+    )

@@ -1,0 +1,65 @@
+"""The storage interface, in the domain's terms.
+
+Every backend implements it and passes ``tests/test_storage_contract.py``. Times come from
+the backend's injected clock, so tests can move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from notifyd.records import Attempt, EnqueueResult, Job, JobStatus, Notification
+
+
+class Storage(Protocol):
+    async def enqueue(self, notification: Notification, *, max_attempts: int) -> EnqueueResult:
+        """Durably store a job for the notification, or return the job it duplicates.
+
+        Returns only after the job is committed to stable storage.
+        """
+
+    async def claim(
+        self, *, worker_id: str, lease_seconds: float, limit: int = 1, one_per_project: bool = True
+    ) -> list[Job]:
+        """Lease up to ``limit`` due jobs, oldest first; with ``one_per_project`` never a second
+        job of a BIMserver project (api_url, poid) that already has one running."""
+
+    async def heartbeat(self, job_id: int, *, worker_id: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when the worker no longer holds the job."""
+
+    async def complete(
+        self, job_id: int, *, worker_id: str, result: dict[str, Any] | None = None
+    ) -> Job:
+        """Mark the job succeeded and erase its tokens."""
+
+    async def fail(self, job_id: int, *, worker_id: str, error: str, retry_at: float | None) -> Job:
+        """Record a failed attempt: queue it again at ``retry_at``, or kill it when None
+        (or when its attempts are used up), erasing the tokens of a dead job."""
+
+    async def release(self, job_id: int, *, worker_id: str) -> Job:
+        """Hand a running job back to the queue (shutdown); the attempt does not count
+        against ``max_attempts``."""
+
+    async def reclaim_expired(self) -> list[Job]:
+        """Requeue every running job whose lease has expired (or kill it when out of attempts)."""
+
+    async def retry(self, job_id: int, *, attempts: int = 1) -> Job:
+        """Run a queued job now, or queue a dead or cancelled one again with ``attempts`` more
+        tries (only while it still holds its BIMserver token)."""
+
+    async def cancel(self, job_id: int) -> Job:
+        """Cancel a queued job at once, or ask the worker running it to stop."""
+
+    async def get(self, job_id: int) -> Job:
+        """Raises JobNotFound."""
+
+    async def list_jobs(
+        self, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Job]:
+        """Newest first."""
+
+    async def attempts(self, job_id: int) -> list[Attempt]:
+        """The job's whole attempt history, oldest first."""
+
+    async def counts(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status."""

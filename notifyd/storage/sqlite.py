@@ -1,0 +1,565 @@
+"""The embedded SQLite backend.
+
+One writer thread owns the write connection. Every write is a small function queued to it;
+the thread takes all that are waiting, runs them in one ``BEGIN IMMEDIATE`` transaction (each
+under its own savepoint, so one bad write cannot undo another), commits once with
+``synchronous=FULL`` and only then resolves the callers' futures. Concurrent notifications thus
+share one fsync (group commit) and nobody is answered before their job is on disk. Several
+processes may share the file: ``BEGIN IMMEDIATE`` and ``busy_timeout`` serialise their writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from notifyd.errors import InvalidTransition, JobNotFound, StorageError
+from notifyd.records import (
+    Attempt,
+    AttemptOutcome,
+    EnqueueResult,
+    Job,
+    JobStatus,
+    Notification,
+)
+
+T = TypeVar("T")
+WriteFn = Callable[[sqlite3.Connection], Any]
+
+MAX_BATCH = 256
+
+migrations = Migrations("notifyd")
+
+
+@migrations()
+def m001_jobs(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            dedup_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            dialect TEXT NOT NULL,
+            poid INTEGER NOT NULL,
+            roid INTEGER,
+            edid INTEGER,
+            soid INTEGER NOT NULL,
+            service TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            api_url TEXT NOT NULL,
+            token TEXT,
+            user_token TEXT,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            run_after REAL NOT NULL,
+            lease_until REAL,
+            worker_id TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            finished_at REAL,
+            last_error TEXT,
+            result TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX jobs_due ON jobs (status, run_after, id)")
+    db.execute("CREATE INDEX jobs_running_project ON jobs (api_url, poid) WHERE status = 'running'")
+    db.execute(
+        """
+        CREATE TABLE attempts (
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            worker_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            error TEXT,
+            PRIMARY KEY (job_id, number)
+        )
+        """
+    )
+
+
+def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """The one place the PRAGMAs are set."""
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class SqliteStorage:
+    def __init__(
+        self, path: Path, *, busy_timeout_ms: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._clock = clock
+        self._ops: queue.SimpleQueue[tuple[WriteFn, asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._writer: threading.Thread | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, path: Path, *, busy_timeout_ms: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> AsyncIterator[SqliteStorage]:
+        storage = cls(path, busy_timeout_ms=busy_timeout_ms, clock=clock)
+        await storage.start()
+        try:
+            yield storage
+        finally:
+            await storage.close()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._migrate)
+        self._read_conn = _connect(self.path, self._busy_timeout_ms)
+        self._writer = threading.Thread(target=self._write_loop, name="notifyd-sqlite-writer")
+        self._writer.daemon = True
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._ops.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+
+    def _migrate(self) -> None:
+        conn = _connect(self.path, self._busy_timeout_ms)
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # serialises processes migrating the same file
+            try:
+                migrations.apply(sqlite_utils.Database(conn))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        conn = _connect(self.path, self._busy_timeout_ms)
+        try:
+            while True:
+                first = self._ops.get()
+                if first is None:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        op = self._ops.get_nowait()
+                    except queue.Empty:
+                        break
+                    if op is None:
+                        stop = True
+                        break
+                    batch.append(op)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, asyncio.Future[Any]]]
+    ) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, future in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((future, None, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((future, value, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = StorageError(f"the job database could not commit: {exc}")
+            outcomes = [(future, None, error) for _, future in batch]
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_resolve, outcomes)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None or self._loop is None:
+            raise StorageError("the job database is not open")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._ops.put((fn, future))
+        return await future
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            with self._read_lock:
+                if self._read_conn is None:
+                    raise StorageError("the job database is not open")
+                return fn(self._read_conn)
+
+        return await asyncio.to_thread(run)
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def enqueue(self, notification: Notification, *, max_attempts: int) -> EnqueueResult:
+        now = self._clock()
+        n = notification
+
+        def write(conn: sqlite3.Connection) -> EnqueueResult:
+            cursor = conn.execute(
+                """
+                INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, edid, soid, service,
+                    profile, api_url, token, user_token, status, max_attempts, run_after,
+                    created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)
+                ON CONFLICT (dedup_key) DO NOTHING
+                """,
+                (
+                    n.dedup_key,
+                    str(n.kind),
+                    str(n.dialect),
+                    n.poid,
+                    n.roid,
+                    n.edid,
+                    n.soid,
+                    n.service,
+                    n.profile,
+                    n.api_url,
+                    n.token,
+                    n.user_token,
+                    max_attempts,
+                    now,
+                    now,
+                    now,
+                ),
+            )
+            created = cursor.rowcount == 1
+            row = conn.execute("SELECT * FROM jobs WHERE dedup_key = ?", (n.dedup_key,)).fetchone()
+            return EnqueueResult(job=Job.from_row(row), created=created)
+
+        return await self._write(write)
+
+    async def claim(
+        self, *, worker_id: str, lease_seconds: float, limit: int = 1, one_per_project: bool = True
+    ) -> list[Job]:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                """
+                SELECT id, api_url, poid FROM jobs AS j
+                WHERE status = 'queued' AND run_after <= :now
+                  AND (NOT :one_per_project OR NOT EXISTS (
+                      SELECT 1 FROM jobs AS r
+                      WHERE r.status = 'running' AND r.api_url = j.api_url AND r.poid = j.poid))
+                ORDER BY run_after, id
+                LIMIT :scan
+                """,
+                {"now": now, "one_per_project": one_per_project, "scan": limit * 8},
+            ).fetchall()
+            chosen: list[int] = []
+            projects: set[tuple[str, int]] = set()
+            for row in rows:
+                project = (row["api_url"], row["poid"])
+                if one_per_project and project in projects:
+                    continue
+                projects.add(project)
+                chosen.append(row["id"])
+                if len(chosen) == limit:
+                    break
+            jobs = []
+            for job_id in chosen:
+                row = conn.execute(
+                    """
+                    UPDATE jobs SET status = 'running', attempts = attempts + 1,
+                        lease_until = ?, worker_id = ?, updated_at = ?
+                    WHERE id = ? RETURNING *
+                    """,
+                    (now + lease_seconds, worker_id, now, job_id),
+                ).fetchone()
+                conn.execute(
+                    "INSERT INTO attempts (job_id, number, worker_id, outcome, started_at) "
+                    "VALUES (?, ?, ?, 'running', ?)",
+                    (job_id, row["attempts"], worker_id, now),
+                )
+                jobs.append(Job.from_row(row))
+            return jobs
+
+        return await self._write(write)
+
+    async def heartbeat(self, job_id: int, *, worker_id: str, lease_seconds: float) -> bool:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE jobs SET lease_until = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'running' AND worker_id = ?",
+                (now + lease_seconds, now, job_id, worker_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(write)
+
+    async def complete(
+        self, job_id: int, *, worker_id: str, result: dict[str, Any] | None = None
+    ) -> Job:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> Job:
+            job = _held_job(conn, job_id, worker_id)
+            _finish_attempt(conn, job, AttemptOutcome.SUCCEEDED, None, now)
+            return _update(
+                conn,
+                job_id,
+                status=JobStatus.SUCCEEDED,
+                result=json.dumps(result) if result is not None else None,
+                **_ended(now),
+            )
+
+        return await self._write(write)
+
+    async def fail(self, job_id: int, *, worker_id: str, error: str, retry_at: float | None) -> Job:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> Job:
+            job = _held_job(conn, job_id, worker_id)
+            if job.cancel_requested:
+                _finish_attempt(conn, job, AttemptOutcome.CANCELLED, error, now)
+                return _update(
+                    conn, job_id, status=JobStatus.CANCELLED, last_error=error, **_ended(now)
+                )
+            if retry_at is None or job.attempts >= job.max_attempts:
+                _finish_attempt(conn, job, AttemptOutcome.DEAD, error, now)
+                return _update(conn, job_id, status=JobStatus.DEAD, last_error=error, **_ended(now))
+            _finish_attempt(conn, job, AttemptOutcome.FAILED, error, now)
+            return _update(
+                conn,
+                job_id,
+                status=JobStatus.QUEUED,
+                last_error=error,
+                run_after=retry_at,
+                lease_until=None,
+                worker_id=None,
+                updated_at=now,
+            )
+
+        return await self._write(write)
+
+    async def release(self, job_id: int, *, worker_id: str) -> Job:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> Job:
+            job = _held_job(conn, job_id, worker_id)
+            _finish_attempt(conn, job, AttemptOutcome.RELEASED, "released on shutdown", now)
+            return _update(
+                conn,
+                job_id,
+                status=JobStatus.QUEUED,
+                max_attempts=job.max_attempts + 1,
+                run_after=now,
+                lease_until=None,
+                worker_id=None,
+                updated_at=now,
+            )
+
+        return await self._write(write)
+
+    async def reclaim_expired(self) -> list[Job]:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "SELECT * FROM jobs WHERE status = 'running' AND lease_until < ? ORDER BY id",
+                (now,),
+            ).fetchall()
+            reclaimed = []
+            for row in rows:
+                job = Job.from_row(row)
+                error = f"lease expired: worker {job.worker_id} stopped answering"
+                _finish_attempt(conn, job, AttemptOutcome.LEASE_EXPIRED, error, now)
+                if job.cancel_requested:
+                    changes = {"status": JobStatus.CANCELLED, **_ended(now)}
+                elif job.attempts >= job.max_attempts:
+                    changes = {"status": JobStatus.DEAD, **_ended(now)}
+                else:
+                    changes = {
+                        "status": JobStatus.QUEUED,
+                        "run_after": now,
+                        "lease_until": None,
+                        "worker_id": None,
+                        "updated_at": now,
+                    }
+                reclaimed.append(_update(conn, job.id, last_error=error, **changes))
+            return reclaimed
+
+        return await self._write(write)
+
+    async def retry(self, job_id: int, *, attempts: int = 1) -> Job:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> Job:
+            job = _job(conn, job_id)
+            if job.status is JobStatus.QUEUED:
+                return _update(conn, job_id, run_after=now, updated_at=now)
+            if job.status not in (JobStatus.DEAD, JobStatus.CANCELLED):
+                raise InvalidTransition(
+                    f"job {job_id} is {job.status}; "
+                    "only queued, dead or cancelled jobs can be retried"
+                )
+            if job.notification.token is None:
+                raise InvalidTransition(
+                    f"job {job_id} no longer holds a BIMserver token (tokens are erased when a "
+                    "job ends); trigger the service again from BIMserver"
+                )
+            return _update(
+                conn,
+                job_id,
+                status=JobStatus.QUEUED,
+                max_attempts=job.attempts + attempts,
+                run_after=now,
+                finished_at=None,
+                cancel_requested=0,
+                updated_at=now,
+            )
+
+        return await self._write(write)
+
+    async def cancel(self, job_id: int) -> Job:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> Job:
+            job = _job(conn, job_id)
+            if job.status is JobStatus.QUEUED:
+                return _update(
+                    conn, job_id, status=JobStatus.CANCELLED, last_error="cancelled", **_ended(now)
+                )
+            if job.status is JobStatus.RUNNING:
+                return _update(conn, job_id, cancel_requested=1, updated_at=now)
+            raise InvalidTransition(f"job {job_id} is already {job.status}")
+
+        return await self._write(write)
+
+    async def get(self, job_id: int) -> Job:
+        return await self._read(lambda conn: _job(conn, job_id))
+
+    async def list_jobs(
+        self, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Job]:
+        def read(conn: sqlite3.Connection) -> list[Job]:
+            where = "WHERE status = ?" if status else ""
+            params: tuple[Any, ...] = (str(status),) if status else ()
+            rows = conn.execute(
+                f"SELECT * FROM jobs {where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
+                (*params, limit, offset),
+            ).fetchall()
+            return [Job.from_row(row) for row in rows]
+
+        return await self._read(read)
+
+    async def attempts(self, job_id: int) -> list[Attempt]:
+        def read(conn: sqlite3.Connection) -> list[Attempt]:
+            rows = conn.execute(
+                "SELECT * FROM attempts WHERE job_id = ? ORDER BY number, started_at", (job_id,)
+            ).fetchall()
+            return [Attempt.from_row(row) for row in rows]
+
+        return await self._read(read)
+
+    async def counts(self) -> dict[JobStatus, int]:
+        def read(conn: sqlite3.Connection) -> dict[JobStatus, int]:
+            rows = conn.execute("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+            counts = dict.fromkeys(JobStatus, 0)
+            counts.update({JobStatus(row["status"]): row["n"] for row in rows})
+            return counts
+
+        return await self._read(read)
+
+
+def _resolve(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+
+def _job(conn: sqlite3.Connection, job_id: int) -> Job:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise JobNotFound(job_id)
+    return Job.from_row(row)
+
+
+def _held_job(conn: sqlite3.Connection, job_id: int, worker_id: str) -> Job:
+    job = _job(conn, job_id)
+    if job.status is not JobStatus.RUNNING or job.worker_id != worker_id:
+        raise InvalidTransition(
+            f"worker {worker_id} no longer holds job {job_id} (it is {job.status}"
+            f"{', held by ' + job.worker_id if job.worker_id else ''})"
+        )
+    return job
+
+
+def _ended(now: float) -> dict[str, Any]:
+    """A job that ends drops its lease and its BIMserver credentials."""
+    return {
+        "finished_at": now,
+        "updated_at": now,
+        "lease_until": None,
+        "token": None,
+        "user_token": None,
+    }
+
+
+def _update(conn: sqlite3.Connection, job_id: int, **changes: Any) -> Job:
+    columns = ", ".join(f"{name} = :{name}" for name in changes)
+    values = {k: str(v) if isinstance(v, JobStatus) else v for k, v in changes.items()}
+    row = conn.execute(
+        f"UPDATE jobs SET {columns} WHERE id = :job_id RETURNING *",  # noqa: S608
+        {**values, "job_id": job_id},
+    ).fetchone()
+    return Job.from_row(row)
+
+
+def _finish_attempt(
+    conn: sqlite3.Connection, job: Job, outcome: AttemptOutcome, error: str | None, now: float
+) -> None:
+    conn.execute(
+        "UPDATE attempts SET outcome = ?, error = ?, finished_at = ? "
+        "WHERE job_id = ? AND number = ?",
+        (str(outcome), error, now, job.id, job.attempts),
+    )

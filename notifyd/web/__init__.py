@@ -1,0 +1,1 @@
+"""HTTP delivery: the only layer that knows aiohttp's server side."""

@@ -1,0 +1,42 @@
+"""The application factory: routes and owned resources, no I/O until the app starts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from notifyd.config import Settings
+from notifyd.services import Registry
+from notifyd.storage import open_storage
+from notifyd.web import rpc
+from notifyd.web.keys import REGISTRY, SETTINGS, STORAGE
+from notifyd.web.middlewares import error_middleware, request_id_middleware
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_storage(app[SETTINGS]) as storage:
+        app[STORAGE] = storage
+        yield
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    counts = await request.app[STORAGE].counts()
+    return web.json_response(
+        {"status": "ok", "jobs": {str(status): n for status, n in counts.items()}}
+    )
+
+
+def create_app(settings: Settings, registry: Registry) -> web.Application:
+    # aiohttp's own limit stays above ours so that our handler can answer oversized
+    # bodies with BIMserver's JSON error instead of aiohttp's plain 413.
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes * 2,
+    )
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app.cleanup_ctx.append(storage_ctx)
+    app.router.add_post(f"{settings.endpoint_prefix}/json", rpc.handle_json)
+    app.router.add_get(f"{settings.base_path}/healthz", handle_health)
+    return app

@@ -1,0 +1,14 @@
+"""Every typed key of the application and of a request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from notifyd.config import Settings
+from notifyd.services import Registry
+from notifyd.storage.base import Storage
+
+SETTINGS = web.AppKey("settings", Settings)
+REGISTRY = web.AppKey("registry", Registry)
+STORAGE = web.AppKey("storage", Storage)
+REQUEST_ID = "notifyd.request_id"
