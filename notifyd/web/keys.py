@@ -11,4 +11,4 @@ from notifyd.storage.base import Storage
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", Registry)
 STORAGE = web.AppKey("storage", Storage)
-REQUEST_ID = "notifyd.request_id"
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifyd.config import Settings
+from notifyd.plugins import load_registry
+from notifyd.services import Registry
+from notifyd.storage.sqlite import SqliteStorage
+from notifyd.web.app import create_app
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BIMSERVER = "http://bimserver.test:8080"
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "profiles_dir": PROJECT_ROOT / "profiles",
+            "allowed_api_urls": [BIMSERVER, "http://localhost:8080"],
+            "log_format": "console",
+        }
+        values.update(overrides)
+        return Settings.model_validate(values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Registry:
+    return load_registry(settings)
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, registry: Registry) -> Callable[..., Any]:
+    async def make(settings: Settings) -> Any:
+        return await aiohttp_client(create_app(settings, registry))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Any], settings: Settings) -> Any:
+    return await make_client(settings)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def storage(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStorage]:
+    async with SqliteStorage.open(tmp_path / "jobs.sqlite3", clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def ifc_samples() -> Path:
+    """The shared real IFC files; tests that need them skip where they are absent."""
+    path = Path(os.environ.get("NOTIFYD_IFC_SAMPLES", PROJECT_ROOT.parent / "shared/ifc-samples"))
+    if not (path / "README.md").is_file():
+        pytest.skip(f"IFC samples not found at {path} (set NOTIFYD_IFC_SAMPLES)")
+    return path

@@ -1,0 +1,296 @@
+"""The storage contract: every backend must pass this suite unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from notifyd.errors import InvalidTransition, JobNotFound
+from notifyd.records import AttemptOutcome, JobStatus
+from notifyd.storage.sqlite import SqliteStorage
+from tests.conftest import FakeClock
+from tests.factories import make_notification
+
+LEASE = 30.0
+
+
+async def test_enqueue_stores_a_queued_job(storage: SqliteStorage) -> None:
+    result = await storage.enqueue(make_notification(), max_attempts=3)
+    assert result.created
+    job = await storage.get(result.job.id)
+    assert job.status is JobStatus.QUEUED
+    assert job.attempts == 0
+    assert job.max_attempts == 3
+    assert job.notification == result.job.notification
+
+
+async def test_duplicate_enqueue_returns_the_existing_job(storage: SqliteStorage) -> None:
+    notification = make_notification()
+    first = await storage.enqueue(notification, max_attempts=3)
+    again = await storage.enqueue(notification, max_attempts=3)
+    assert not again.created
+    assert again.job.id == first.job.id
+    assert len(await storage.list_jobs()) == 1
+
+
+async def test_concurrent_duplicates_become_one_job(storage: SqliteStorage) -> None:
+    notification = make_notification()
+    results = await asyncio.gather(
+        *(storage.enqueue(notification, max_attempts=3) for _ in range(50))
+    )
+    assert sum(r.created for r in results) == 1
+    assert len({r.job.id for r in results}) == 1
+
+
+async def test_claim_leases_oldest_first(storage: SqliteStorage, clock: FakeClock) -> None:
+    first = await storage.enqueue(make_notification(poid=1), max_attempts=3)
+    await storage.enqueue(make_notification(poid=2), max_attempts=3)
+    [job] = await storage.claim(worker_id="w1", lease_seconds=LEASE)
+    assert job.id == first.job.id
+    assert job.status is JobStatus.RUNNING
+    assert job.attempts == 1
+    assert job.worker_id == "w1"
+    assert job.lease_until == clock.now + LEASE
+
+
+async def test_claimed_job_is_not_claimed_twice(storage: SqliteStorage) -> None:
+    for poid in range(10):
+        await storage.enqueue(make_notification(poid=poid), max_attempts=3)
+    claims = await asyncio.gather(
+        *(storage.claim(worker_id=f"w{i}", lease_seconds=LEASE, limit=3) for i in range(8))
+    )
+    ids = [job.id for claimed in claims for job in claimed]
+    assert len(ids) == 10
+    assert len(set(ids)) == 10
+
+
+async def test_one_running_job_per_project(storage: SqliteStorage) -> None:
+    await storage.enqueue(make_notification(poid=7), max_attempts=3)
+    await storage.enqueue(make_notification(poid=7), max_attempts=3)
+    await storage.enqueue(make_notification(poid=8), max_attempts=3)
+    claimed = await storage.claim(worker_id="w", lease_seconds=LEASE, limit=5)
+    assert sorted(j.notification.poid for j in claimed) == [7, 8]
+    assert await storage.claim(worker_id="w", lease_seconds=LEASE, limit=5) == []
+    first_of_7 = next(j for j in claimed if j.notification.poid == 7)
+    await storage.complete(first_of_7.id, worker_id="w")
+    [next_job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    assert next_job.notification.poid == 7
+
+
+async def test_same_poid_on_another_bimserver_is_another_project(storage: SqliteStorage) -> None:
+    await storage.enqueue(make_notification(poid=7), max_attempts=3)
+    await storage.enqueue(make_notification(poid=7, api_url="http://other:8080"), max_attempts=3)
+    assert len(await storage.claim(worker_id="w", lease_seconds=LEASE, limit=5)) == 2
+
+
+async def test_project_limit_can_be_lifted(storage: SqliteStorage) -> None:
+    await storage.enqueue(make_notification(poid=7), max_attempts=3)
+    await storage.enqueue(make_notification(poid=7), max_attempts=3)
+    claimed = await storage.claim(
+        worker_id="w", lease_seconds=LEASE, limit=5, one_per_project=False
+    )
+    assert len(claimed) == 2
+
+
+async def test_complete_erases_tokens_and_keeps_result(storage: SqliteStorage) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    done = await storage.complete(job.id, worker_id="w", result={"extended_data": 1})
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.notification.token is None
+    assert done.notification.user_token is None
+    assert done.result == {"extended_data": 1}
+    assert done.lease_until is None
+    [attempt] = await storage.attempts(job.id)
+    assert attempt.outcome is AttemptOutcome.SUCCEEDED
+
+
+async def test_heartbeat_extends_only_a_held_lease(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    clock.advance(20)
+    assert await storage.heartbeat(job.id, worker_id="w", lease_seconds=LEASE)
+    assert (await storage.get(job.id)).lease_until == clock.now + LEASE
+    assert not await storage.heartbeat(job.id, worker_id="intruder", lease_seconds=LEASE)
+
+
+async def test_fail_with_retry_requeues_after_the_delay(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    failed = await storage.fail(job.id, worker_id="w", error="boom", retry_at=clock.now + 60)
+    assert failed.status is JobStatus.QUEUED
+    assert failed.last_error == "boom"
+    assert failed.notification.token is not None
+    assert await storage.claim(worker_id="w", lease_seconds=LEASE) == []
+    clock.advance(61)
+    [again] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    assert again.attempts == 2
+
+
+async def test_fail_without_retry_is_dead_and_erases_tokens(storage: SqliteStorage) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    dead = await storage.fail(job.id, worker_id="w", error="No rights", retry_at=None)
+    assert dead.status is JobStatus.DEAD
+    assert dead.notification.token is None
+    [attempt] = await storage.attempts(job.id)
+    assert (attempt.outcome, attempt.error) == (AttemptOutcome.DEAD, "No rights")
+
+
+async def test_last_attempt_failure_is_dead_with_full_history(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=2)
+    for error in ("first", "second"):
+        [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+        final = await storage.fail(job.id, worker_id="w", error=error, retry_at=clock.now)
+    assert final.status is JobStatus.DEAD
+    history = await storage.attempts(final.id)
+    assert [(a.number, a.outcome, a.error) for a in history] == [
+        (1, AttemptOutcome.FAILED, "first"),
+        (2, AttemptOutcome.DEAD, "second"),
+    ]
+
+
+async def test_expired_lease_is_reclaimed(storage: SqliteStorage, clock: FakeClock) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="crashed", lease_seconds=LEASE)
+    assert await storage.reclaim_expired() == []
+    clock.advance(LEASE + 1)
+    [reclaimed] = await storage.reclaim_expired()
+    assert reclaimed.status is JobStatus.QUEUED
+    assert "lease expired" in (reclaimed.last_error or "")
+    [again] = await storage.claim(worker_id="w2", lease_seconds=LEASE)
+    assert again.id == job.id
+    with pytest.raises(InvalidTransition):
+        await storage.complete(job.id, worker_id="crashed")
+    history = await storage.attempts(job.id)
+    assert [a.outcome for a in history] == [AttemptOutcome.LEASE_EXPIRED, AttemptOutcome.RUNNING]
+
+
+async def test_expired_lease_on_last_attempt_is_dead(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=1)
+    await storage.claim(worker_id="crashed", lease_seconds=LEASE)
+    clock.advance(LEASE + 1)
+    [dead] = await storage.reclaim_expired()
+    assert dead.status is JobStatus.DEAD
+    assert dead.notification.token is None
+
+
+async def test_release_does_not_spend_an_attempt(storage: SqliteStorage) -> None:
+    await storage.enqueue(make_notification(), max_attempts=1)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    released = await storage.release(job.id, worker_id="w")
+    assert released.status is JobStatus.QUEUED
+    [again] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    failed = await storage.fail(again.id, worker_id="w", error="x", retry_at=0)
+    assert failed.status is JobStatus.DEAD
+    outcomes = [a.outcome for a in await storage.attempts(job.id)]
+    assert outcomes == [AttemptOutcome.RELEASED, AttemptOutcome.DEAD]
+
+
+async def test_cancel_queued_job_at_once(storage: SqliteStorage) -> None:
+    queued = (await storage.enqueue(make_notification(), max_attempts=3)).job
+    cancelled = await storage.cancel(queued.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert cancelled.notification.token is None
+    with pytest.raises(InvalidTransition):
+        await storage.cancel(queued.id)
+
+
+async def test_cancel_running_job_asks_its_worker(storage: SqliteStorage) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    asked = await storage.cancel(job.id)
+    assert asked.status is JobStatus.RUNNING
+    assert asked.cancel_requested
+    stopped = await storage.fail(job.id, worker_id="w", error="cancelled", retry_at=0)
+    assert stopped.status is JobStatus.CANCELLED
+
+
+async def test_retry_of_a_queued_job_runs_it_now(storage: SqliteStorage, clock: FakeClock) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    await storage.fail(job.id, worker_id="w", error="busy", retry_at=clock.now + 3600)
+    await storage.retry(job.id)
+    assert len(await storage.claim(worker_id="w", lease_seconds=LEASE)) == 1
+
+
+async def test_retry_of_an_ended_job_without_token_says_why(storage: SqliteStorage) -> None:
+    queued = (await storage.enqueue(make_notification(), max_attempts=3)).job
+    await storage.cancel(queued.id)
+    with pytest.raises(InvalidTransition, match="no longer holds a BIMserver token"):
+        await storage.retry(queued.id)
+
+
+async def test_unknown_job_is_named(storage: SqliteStorage) -> None:
+    with pytest.raises(JobNotFound, match="No job with id 999"):
+        await storage.get(999)
+
+
+async def test_counts_and_listing(storage: SqliteStorage) -> None:
+    for poid in range(3):
+        await storage.enqueue(make_notification(poid=poid), max_attempts=3)
+    await storage.claim(worker_id="w", lease_seconds=LEASE)
+    counts = await storage.counts()
+    assert counts[JobStatus.QUEUED] == 2
+    assert counts[JobStatus.RUNNING] == 1
+    assert [j.notification.poid for j in await storage.list_jobs()] == [2, 1, 0]
+    assert len(await storage.list_jobs(status=JobStatus.RUNNING)) == 1
+
+
+async def test_jobs_survive_reopening(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "reopen.sqlite3"
+    async with SqliteStorage.open(path, clock=clock) as first:
+        job = (await first.enqueue(make_notification(), max_attempts=3)).job
+    async with SqliteStorage.open(path, clock=clock) as second:
+        assert (await second.get(job.id)).notification == job.notification
+
+
+async def test_database_uses_wal_and_full_sync(storage: SqliteStorage) -> None:
+    conn = sqlite3.connect(storage.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+async def test_two_processes_worth_of_storages_share_one_file(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "shared.sqlite3"
+    async with (
+        SqliteStorage.open(path, clock=clock) as a,
+        SqliteStorage.open(path, clock=clock) as b,
+    ):
+        for poid in range(20):
+            await (a if poid % 2 else b).enqueue(make_notification(poid=poid), max_attempts=3)
+        claims = await asyncio.gather(
+            *(
+                s.claim(worker_id=f"w{i}", lease_seconds=LEASE, limit=2)
+                for i, s in enumerate([a, b] * 10)
+            )
+        )
+        ids = [job.id for claimed in claims for job in claimed]
+        assert sorted(ids) == sorted(set(ids))
+        assert len(ids) == 20
+
+
+async def test_a_failing_write_does_not_undo_its_batch_neighbours(
+    storage: SqliteStorage,
+) -> None:
+    good = [storage.enqueue(make_notification(poid=p), max_attempts=3) for p in range(5)]
+    bad = [storage.complete(12345, worker_id="w") for _ in range(5)]
+    results = await asyncio.gather(*good, *bad, return_exceptions=True)
+    assert all(not isinstance(r, Exception) for r in results[:5])
+    assert all(isinstance(r, JobNotFound) for r in results[5:])
+    assert len(await storage.list_jobs()) == 5
