@@ -85,7 +85,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 renderer,
             ],
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         )
     )
     root = logging.getLogger()

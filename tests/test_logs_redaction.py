@@ -1,0 +1,67 @@
+"""No BIMserver token or other secret ever reaches a log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+import structlog
+
+from notifyd.logs import REDACTED, configure_logging, redact_secrets
+from tests.factories import make_envelope
+
+
+def test_redacts_secret_keys_at_any_depth() -> None:
+    event = {
+        "event": "x",
+        "token": "T",
+        "parameters": {"userToken": "U", "poid": 1, "nested": [{"access_token": "A"}]},
+        "Authorization": "Bearer B",
+        "client_secret": "S",
+    }
+    out = redact_secrets(None, "info", event)
+    assert out["token"] == REDACTED
+    assert out["parameters"]["userToken"] == REDACTED
+    assert out["parameters"]["poid"] == 1
+    assert out["parameters"]["nested"][0]["access_token"] == REDACTED
+    assert out["Authorization"] == REDACTED
+    assert out["client_secret"] == REDACTED
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_configured_logger_never_prints_a_token(
+    capsys: pytest.CaptureFixture[str], log_format: str
+) -> None:
+    configure_logging(log_format, "debug")
+    structlog.get_logger("t").info("notification", token="SECRET-T", userToken="SECRET-U")
+    logging.getLogger("aiohttp.test").warning("stdlib %s", "line", extra={"token": "SECRET-S"})
+    err = capsys.readouterr().err
+    assert "SECRET" not in err
+    assert "notification" in err
+    assert "stdlib line" in err
+
+
+def test_json_lines_are_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "info")
+    structlog.get_logger("t").info("job_claimed", job_id=3)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert json.loads(line)["job_id"] == 3
+
+
+async def test_a_whole_notification_request_logs_no_token(
+    client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "debug")
+    body = make_envelope(token="SECRET-TOKEN-1", userToken="SECRET-USER-1")
+    response = await client.post("/json", data=json.dumps(body))
+    assert response.status == 200
+    bad = make_envelope(token="SECRET-TOKEN-2", poid="not a number")
+    await client.post("/json", data=json.dumps(bad))
+    err = capsys.readouterr().err
+    assert "notification_queued" in err
+    assert "SECRET" not in err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    queued = next(line for line in lines if line["event"] == "notification_queued")
+    assert queued["request_id"]
