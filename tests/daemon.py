@@ -33,6 +33,10 @@ class Daemon:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        self.spawn()
+        await self.wait_ready()
+
+    def spawn(self) -> None:
         env = {
             **os.environ,
             "NOTIFYD_ALLOWED_API_URLS": BIMSERVER,
@@ -57,10 +61,9 @@ class Daemon:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        await self.wait_ready()
 
-    async def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_ready(self, within: float = 20.0) -> None:
+        deadline = asyncio.get_running_loop().time() + within
         async with aiohttp.ClientSession() as session:
             while True:
                 assert self.process is not None

@@ -36,9 +36,11 @@ async def test_answered_notifications_survive_sigkill_and_restart(tmp_path: Path
         assert len(answered) == 200
 
         await daemon.start()
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{daemon.url}/healthz") as response:
-                assert (await response.json())["jobs"]["queued"] == 200
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{daemon.url}/healthz") as response,
+        ):
+            assert (await response.json())["jobs"]["queued"] == 200
         async with SqliteStorage.open(daemon.data_dir / "notifyd.sqlite3") as storage:
             stored = {job.notification.roid for job in await storage.list_jobs(limit=1000)}
         assert set(answered) <= stored
@@ -50,6 +52,7 @@ async def test_kill_during_a_stream_of_notifications_loses_none_answered(tmp_pat
     daemon = Daemon(tmp_path / "data")
     await daemon.start()
     answered: list[int] = []
+    hundred_answered = asyncio.Event()
     try:
         async with aiohttp.ClientSession() as session:
 
@@ -58,12 +61,13 @@ async def test_kill_during_a_stream_of_notifications_loses_none_answered(tmp_pat
                     async with session.post(f"{daemon.url}/json", data=json.dumps(body)) as r:
                         if r.status == 200 and "result" in (await r.json())["response"]:
                             answered.append(body["request"]["parameters"]["roid"])
+                            if len(answered) >= 100:
+                                hundred_answered.set()
                 except aiohttp.ClientError:
                     pass  # in flight when the daemon died: never answered, so never promised
 
             tasks = [asyncio.create_task(send(make_envelope())) for _ in range(300)]
-            while len(answered) < 100:
-                await asyncio.sleep(0.001)
+            await hundred_answered.wait()
             daemon.kill()
             await asyncio.gather(*tasks)
         await daemon.start()
