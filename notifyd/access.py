@@ -6,6 +6,7 @@ notification's token, so both the caller and the ``apiUrl`` are checked against 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@functools.lru_cache(maxsize=4096)
 def _origin(url: str) -> tuple[str, str, int, str] | None:
     try:
         parts = urlsplit(url.strip())

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 REDACTED = "[redacted]"
@@ -53,8 +54,38 @@ def redact_secrets(
     return event_dict
 
 
+def _dumps(value: Any, **_kw: Any) -> str:
+    return orjson.dumps(value, default=repr).decode()
+
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
+_threshold = [20]
+
+
+def _drop_below_threshold(
+    _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    if _LEVELS.get(method, 20) < _threshold[0]:
+        raise structlog.DropEvent
+    return event_dict
+
+
+# One list, changed in place by configure_logging, so that loggers cached on first use
+# (a lazy proxy re-binding on every call costs more than the log line) still follow it.
+_PROCESSORS: list[Any] = []
+
+
+class _StderrLogger:
+    """Writes to whatever sys.stderr is at the time, so redirected and captured output works."""
+
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
+
+    debug = info = warning = warn = error = err = critical = exception = fatal = msg
+
+
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
-    """Configure structlog once per process; stdlib logging (aiohttp, asyncio) goes the same way."""
+    """Configure structlog for the process; stdlib logging (aiohttp, asyncio) goes the same way."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -65,18 +96,20 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     else:
-        renderer = structlog.processors.JSONRenderer()
-    numeric_level = logging.getLevelName(level.upper())
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+    _threshold[0] = _LEVELS[level]
+    _PROCESSORS[:] = [
+        _drop_below_threshold,
+        *shared,
+        structlog.processors.format_exc_info,
+        structlog.processors.StackInfoRenderer(),
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.format_exc_info,
-            structlog.processors.StackInfoRenderer(),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        processors=_PROCESSORS,
+        wrapper_class=structlog.BoundLogger,
+        logger_factory=lambda *_args: _StderrLogger(),
+        cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -90,4 +123,4 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(numeric_level)
+    root.setLevel(_LEVELS[level])

@@ -160,5 +160,5 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnqueueResult:
-    job: Job
+    job_id: int
     created: bool  # False when the notification was a duplicate of an existing job

@@ -60,8 +60,11 @@ async def test_a_whole_notification_request_logs_no_token(
     bad = make_envelope(token="SECRET-TOKEN-2", poid="not a number")
     await client.post("/json", data=json.dumps(bad))
     err = capsys.readouterr().err
-    assert "notification_queued" in err
     assert "SECRET" not in err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    queued = next(line for line in lines if line["event"] == "notification_queued")
+    queued = next(line for line in lines if line.get("job_id"))
+    assert queued["event"] == "json_request"
+    assert queued["method"] == "newRevision"
     assert queued["request_id"]
+    refused = next(line for line in lines if "error" in line)
+    assert "poid" in refused["error"]

@@ -18,13 +18,14 @@ LEASE = 30.0
 
 
 async def test_enqueue_stores_a_queued_job(storage: SqliteStorage) -> None:
-    result = await storage.enqueue(make_notification(), max_attempts=3)
+    notification = make_notification()
+    result = await storage.enqueue(notification, max_attempts=3)
     assert result.created
-    job = await storage.get(result.job.id)
+    job = await storage.get(result.job_id)
     assert job.status is JobStatus.QUEUED
     assert job.attempts == 0
     assert job.max_attempts == 3
-    assert job.notification == result.job.notification
+    assert job.notification == notification
 
 
 async def test_duplicate_enqueue_returns_the_existing_job(storage: SqliteStorage) -> None:
@@ -32,7 +33,7 @@ async def test_duplicate_enqueue_returns_the_existing_job(storage: SqliteStorage
     first = await storage.enqueue(notification, max_attempts=3)
     again = await storage.enqueue(notification, max_attempts=3)
     assert not again.created
-    assert again.job.id == first.job.id
+    assert again.job_id == first.job_id
     assert len(await storage.list_jobs()) == 1
 
 
@@ -42,14 +43,14 @@ async def test_concurrent_duplicates_become_one_job(storage: SqliteStorage) -> N
         *(storage.enqueue(notification, max_attempts=3) for _ in range(50))
     )
     assert sum(r.created for r in results) == 1
-    assert len({r.job.id for r in results}) == 1
+    assert len({r.job_id for r in results}) == 1
 
 
 async def test_claim_leases_oldest_first(storage: SqliteStorage, clock: FakeClock) -> None:
     first = await storage.enqueue(make_notification(poid=1), max_attempts=3)
     await storage.enqueue(make_notification(poid=2), max_attempts=3)
     [job] = await storage.claim(worker_id="w1", lease_seconds=LEASE)
-    assert job.id == first.job.id
+    assert job.id == first.job_id
     assert job.status is JobStatus.RUNNING
     assert job.attempts == 1
     assert job.worker_id == "w1"
@@ -199,12 +200,12 @@ async def test_release_does_not_spend_an_attempt(storage: SqliteStorage) -> None
 
 
 async def test_cancel_queued_job_at_once(storage: SqliteStorage) -> None:
-    queued = (await storage.enqueue(make_notification(), max_attempts=3)).job
-    cancelled = await storage.cancel(queued.id)
+    queued_id = (await storage.enqueue(make_notification(), max_attempts=3)).job_id
+    cancelled = await storage.cancel(queued_id)
     assert cancelled.status is JobStatus.CANCELLED
     assert cancelled.notification.token is None
     with pytest.raises(InvalidTransition):
-        await storage.cancel(queued.id)
+        await storage.cancel(queued_id)
 
 
 async def test_cancel_running_job_asks_its_worker(storage: SqliteStorage) -> None:
@@ -226,10 +227,10 @@ async def test_retry_of_a_queued_job_runs_it_now(storage: SqliteStorage, clock: 
 
 
 async def test_retry_of_an_ended_job_without_token_says_why(storage: SqliteStorage) -> None:
-    queued = (await storage.enqueue(make_notification(), max_attempts=3)).job
-    await storage.cancel(queued.id)
+    queued_id = (await storage.enqueue(make_notification(), max_attempts=3)).job_id
+    await storage.cancel(queued_id)
     with pytest.raises(InvalidTransition, match="no longer holds a BIMserver token"):
-        await storage.retry(queued.id)
+        await storage.retry(queued_id)
 
 
 async def test_unknown_job_is_named(storage: SqliteStorage) -> None:
@@ -251,9 +252,10 @@ async def test_counts_and_listing(storage: SqliteStorage) -> None:
 async def test_jobs_survive_reopening(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "reopen.sqlite3"
     async with SqliteStorage.open(path, clock=clock) as first:
-        job = (await first.enqueue(make_notification(), max_attempts=3)).job
+        notification = make_notification()
+        job_id = (await first.enqueue(notification, max_attempts=3)).job_id
     async with SqliteStorage.open(path, clock=clock) as second:
-        assert (await second.get(job.id)).notification == job.notification
+        assert (await second.get(job_id)).notification == notification
 
 
 async def test_database_uses_wal_and_full_sync(storage: SqliteStorage) -> None:

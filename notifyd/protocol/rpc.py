@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notifyd.errors import ProtocolError
@@ -112,8 +113,8 @@ def parse_envelope(body: bytes) -> Envelope:
     if not text.strip():
         raise ProtocolError("the request body is empty; expected a JSON object with 'request'")
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError(
             f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -113,9 +113,7 @@ class SqliteStorage:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._clock = clock
-        self._ops: queue.SimpleQueue[tuple[WriteFn, asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
@@ -189,13 +187,15 @@ class SqliteStorage:
         finally:
             conn.close()
 
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, asyncio.Future[Any]]]
-    ) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        outcomes: list[_Outcome] = []
+        enqueues = [op for op in batch if isinstance(op, _Enqueue)]
+        others = [op for op in batch if isinstance(op, _Write)]
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
+            if enqueues:
+                outcomes.extend(_enqueue_many(conn, enqueues))
+            for fn, future in others:
                 conn.execute("SAVEPOINT op")
                 try:
                     value = fn(conn)
@@ -211,7 +211,7 @@ class SqliteStorage:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = StorageError(f"the job database could not commit: {exc}")
-            outcomes = [(future, None, error) for _, future in batch]
+            outcomes = [(op.future, None, error) for op in batch]
         assert self._loop is not None
         self._loop.call_soon_threadsafe(_resolve, outcomes)
 
@@ -219,7 +219,7 @@ class SqliteStorage:
         if self._writer is None or self._loop is None:
             raise StorageError("the job database is not open")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._ops.put((fn, future))
+        self._ops.put(_Write(fn, future))
         return await future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -234,42 +234,11 @@ class SqliteStorage:
     # -- operations ------------------------------------------------------------------------
 
     async def enqueue(self, notification: Notification, *, max_attempts: int) -> EnqueueResult:
-        now = self._clock()
-        n = notification
-
-        def write(conn: sqlite3.Connection) -> EnqueueResult:
-            cursor = conn.execute(
-                """
-                INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, edid, soid, service,
-                    profile, api_url, token, user_token, status, max_attempts, run_after,
-                    created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)
-                ON CONFLICT (dedup_key) DO NOTHING
-                """,
-                (
-                    n.dedup_key,
-                    str(n.kind),
-                    str(n.dialect),
-                    n.poid,
-                    n.roid,
-                    n.edid,
-                    n.soid,
-                    n.service,
-                    n.profile,
-                    n.api_url,
-                    n.token,
-                    n.user_token,
-                    max_attempts,
-                    now,
-                    now,
-                    now,
-                ),
-            )
-            created = cursor.rowcount == 1
-            row = conn.execute("SELECT * FROM jobs WHERE dedup_key = ?", (n.dedup_key,)).fetchone()
-            return EnqueueResult(job=Job.from_row(row), created=created)
-
-        return await self._write(write)
+        if self._writer is None or self._loop is None:
+            raise StorageError("the job database is not open")
+        future: asyncio.Future[EnqueueResult] = self._loop.create_future()
+        self._ops.put(_Enqueue(notification, max_attempts, self._clock(), future))
+        return await future
 
     async def claim(
         self, *, worker_id: str, lease_seconds: float, limit: int = 1, one_per_project: bool = True
@@ -507,7 +476,82 @@ class SqliteStorage:
         return await self._read(read)
 
 
-def _resolve(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+class _Write(NamedTuple):
+    fn: WriteFn
+    future: asyncio.Future[Any]
+
+
+class _Enqueue(NamedTuple):
+    """Enqueues are batched into a few statements per commit, not a few per notification:
+    the writer thread then needs the GIL only a handful of times however busy the endpoint is."""
+
+    notification: Notification
+    max_attempts: int
+    now: float
+    future: asyncio.Future[Any]
+
+
+_Op = _Write | _Enqueue
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+_INSERT_JOB = """
+    INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, edid, soid, service, profile,
+        api_url, token, user_token, status, max_attempts, run_after, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)
+    ON CONFLICT (dedup_key) DO NOTHING
+"""
+
+
+def _ids_by_key(conn: sqlite3.Connection, keys: list[str]) -> dict[str, int]:
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(
+        f"SELECT dedup_key, id FROM jobs WHERE dedup_key IN ({marks})",  # noqa: S608
+        keys,
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _enqueue_many(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcome]:
+    keys = [op.notification.dedup_key for op in ops]
+    seen = set(_ids_by_key(conn, keys))
+    created: list[bool] = []
+    rows = []
+    for key, op in zip(keys, ops, strict=True):
+        created.append(key not in seen)
+        if key in seen:
+            continue
+        seen.add(key)
+        n = op.notification
+        rows.append(
+            (
+                key,
+                str(n.kind),
+                str(n.dialect),
+                n.poid,
+                n.roid,
+                n.edid,
+                n.soid,
+                n.service,
+                n.profile,
+                n.api_url,
+                n.token,
+                n.user_token,
+                op.max_attempts,
+                op.now,
+                op.now,
+                op.now,
+            )
+        )
+    if rows:
+        conn.executemany(_INSERT_JOB, rows)
+    ids = _ids_by_key(conn, keys)
+    return [
+        (op.future, EnqueueResult(job_id=ids[key], created=was_created), None)
+        for key, op, was_created in zip(keys, ops, created, strict=True)
+    ]
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
     for future, value, error in outcomes:
         if future.cancelled():
             continue

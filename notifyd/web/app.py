@@ -11,7 +11,7 @@ from notifyd.services import Registry
 from notifyd.storage import open_storage
 from notifyd.web import rpc
 from notifyd.web.keys import REGISTRY, SETTINGS, STORAGE
-from notifyd.web.middlewares import error_middleware, request_id_middleware
+from notifyd.web.middlewares import request_middleware
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -31,7 +31,7 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     # aiohttp's own limit stays above ours so that our handler can answer oversized
     # bodies with BIMserver's JSON error instead of aiohttp's plain 413.
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware],
+        middlewares=[request_middleware],
         client_max_size=settings.max_body_bytes * 2,
     )
     app[SETTINGS] = settings

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-import uuid
+import secrets
 
 import structlog
 from aiohttp import web
@@ -16,46 +17,50 @@ from notifyd.web.keys import REQUEST_ID
 log = structlog.get_logger("notifyd.web")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# A random prefix per process and a counter: unique across restarts, no syscall per request.
+_PROCESS_PREFIX = secrets.token_hex(4)
+_request_numbers = itertools.count(1)
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id (the caller's X-Request-Id if sane) to every log line of the request."""
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id (the caller's X-Request-Id if sane) to every log line of the request,
+    and turn anything unexpected into a JSON error that names it instead of a stack trace."""
     incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]
+    if incoming and _VALID_REQUEST_ID.match(incoming):
+        request_id = incoming
+    else:
+        request_id = f"{_PROCESS_PREFIX}-{next(_request_numbers)}"
     request[REQUEST_ID] = request_id
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
         response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    except Exception:
+        log.exception("request_failed", path=request.rel_url.path)
+        response = web.json_response(
+            exception_body(f"notifyd failed to handle the request (request id {request_id})"),
+            status=200 if request.path.endswith("/json") else 500,
+        )
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
     response.headers["X-Request-Id"] = request_id
     return response
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn anything unexpected into a JSON error naming the request id, and log it."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except Exception:
-        request_id = request.get(REQUEST_ID, "")
-        log.exception("request_failed", path=request.rel_url.path)
-        return web.json_response(
-            exception_body(f"notifyd failed to handle the request (request id {request_id})"),
-            status=500 if not request.path.endswith("/json") else 200,
-        )
-
-
 class AccessLogger(AbstractAccessLogger):
-    """One structured line per request; the secret path segment never appears in it."""
+    """One structured line per request; the secret path segment never appears in it.
+
+    The JSON endpoint logs its own line, which also says what each call came to."""
 
     secret: str | None = None
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
         path = request.rel_url.path
+        if request.method == "POST" and path.endswith("/json"):
+            return
         if self.secret:
             path = path.replace(f"/{self.secret}/", "/[redacted]/")
         log.info(

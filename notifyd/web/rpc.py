@@ -8,8 +8,11 @@ happens on this path. Every failure is answered as BIMserver expects: HTTP 200 w
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 
@@ -25,6 +28,10 @@ log = structlog.get_logger("notifyd.rpc")
 
 class BodyTooLarge(ProtocolError):
     """The request body is over the size limit."""
+
+
+def _json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -47,48 +54,65 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 
 async def handle_json(request: web.Request) -> web.Response:
+    """Answer the envelope and log one line saying what every call in it came to."""
+    started = time.perf_counter()
     settings = request.app[SETTINGS]
     try:
-        address = client_ip(
-            request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
-        )
-        check_client_ip(address, settings.allowed_ips)
+        if settings.allowed_ips:
+            address = client_ip(
+                request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
+            )
+            check_client_ip(address, settings.allowed_ips)
         body = await read_body(request, settings.max_body_bytes)
         envelope = rpc.parse_envelope(body)
-    except Forbidden as exc:
-        log.warning("request_refused", reason=exc.message)
-        return web.json_response(rpc.exception_body(exc.message), status=403)
-    except BodyTooLarge as exc:
-        log.warning("request_refused", reason=exc.message)
-        return web.json_response(rpc.exception_body(exc.message), status=413)
     except ProtocolError as exc:
-        log.info("request_invalid", reason=exc.message)
-        return web.json_response(rpc.exception_body(exc.message))
+        status = (
+            403 if isinstance(exc, Forbidden) else 413 if isinstance(exc, BodyTooLarge) else 200
+        )
+        log.info("json_request", status=status, error=exc.message, **_timing(started))
+        return _json_response(rpc.exception_body(exc.message), status=status)
 
-    outcomes = await asyncio.gather(*(_answer(request.app, call) for call in envelope.calls))
-    status = 503 if any(failed for _, failed in outcomes) else 200
-    body_out = rpc.answer(envelope.id, [body for body, _ in outcomes], batch=envelope.batch)
-    return web.json_response(body_out, status=status)
+    if len(envelope.calls) == 1:
+        outcomes = [await _answer(request.app, envelope.calls[0])]
+    else:
+        outcomes = await asyncio.gather(*(_answer(request.app, c) for c in envelope.calls))
+    status = 503 if any(o.failed for o in outcomes) else 200
+    body_out = rpc.answer(envelope.id, [o.body for o in outcomes], batch=envelope.batch)
+    summaries = [o.summary for o in outcomes]
+    calls: dict[str, Any] = summaries[0] if not envelope.batch else {"calls": summaries}
+    (log.error if status != 200 else log.info)(
+        "json_request", status=status, **calls, **_timing(started)
+    )
+    return _json_response(body_out, status=status)
 
 
-async def _answer(
-    app: web.Application, call: rpc.Call | ProtocolError
-) -> tuple[dict[str, Any], bool]:
-    """One response of the envelope, and whether it failed on our side (not the caller's)."""
+def _timing(started: float) -> dict[str, float]:
+    return {"duration_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    body: dict[str, Any]
+    summary: dict[str, Any]
+    failed: bool = False  # on our side (storage), not the caller's
+
+
+async def _answer(app: web.Application, call: rpc.Call | ProtocolError) -> _Outcome:
     if isinstance(call, ProtocolError):
-        log.info("request_invalid", reason=call.message)
-        return rpc.exception_body(call.message), False
+        return _Outcome(rpc.exception_body(call.message), {"error": call.message})
+    summary: dict[str, Any] = {"method": call.method, "dialect": str(call.dialect)}
     try:
-        return rpc.result_body(await _dispatch(app, call)), False
+        result = await _dispatch(app, call, summary)
     except ProtocolError as exc:
-        log.info("request_invalid", method=call.method, reason=exc.message)
-        return rpc.exception_body(exc.message), False
+        return _Outcome(rpc.exception_body(exc.message), {**summary, "error": exc.message})
     except StorageError as exc:
-        log.error("notification_not_stored", method=call.method, error=exc.message)
-        return rpc.exception_body(f"notifyd could not store the notification: {exc.message}"), True
+        message = f"notifyd could not store the notification: {exc.message}"
+        return _Outcome(rpc.exception_body(message), {**summary, "error": message}, failed=True)
+    return _Outcome(rpc.result_body(result), summary)
 
 
-async def _dispatch(app: web.Application, call: rpc.Call) -> Any:
+async def _dispatch(app: web.Application, call: rpc.Call, summary: dict[str, Any]) -> Any:
+    """Run an allowlisted call; what the log line should say about it goes into ``summary``."""
     registry = app[REGISTRY]
     params = call.parameters
     match params:
@@ -105,14 +129,14 @@ async def _dispatch(app: web.Application, call: rpc.Call) -> Any:
             registry.service(params.serviceIdentifier)
             return []  # private profiles belong to accounts, which this release does not have
         case rpc.NewRevision() | rpc.NewExtendedDataOnProject() | rpc.NewExtendedDataOnRevision():
-            await _enqueue(app, call, params)
+            summary.update(await _enqueue(app, call, params))
             return None
     raise ProtocolError(f"Method '{call.method}' is not supported")  # unreachable: allowlisted
 
 
 async def _enqueue(
     app: web.Application, call: rpc.Call, params: rpc.NotificationParameters
-) -> None:
+) -> dict[str, Any]:
     settings = app[SETTINGS]
     registry = app[REGISTRY]
     profile = registry.profile(params.serviceIdentifier, params.profileIdentifier)
@@ -121,8 +145,8 @@ async def _enqueue(
         kind=NotificationKind(call.method),
         dialect=call.dialect,
         poid=params.poid,
-        roid=getattr(params, "roid", None),
-        edid=getattr(params, "edid", None),
+        roid=vars(params).get("roid"),
+        edid=vars(params).get("edid"),
         soid=params.soid,
         service=params.serviceIdentifier,
         profile=profile.identifier,
@@ -131,9 +155,10 @@ async def _enqueue(
         user_token=params.userToken,
     )
     result = await app[STORAGE].enqueue(notification, max_attempts=settings.max_attempts)
-    log.info(
-        "notification_queued" if result.created else "notification_duplicate",
-        method=call.method,
-        dialect=str(call.dialect),
-        **result.job.log_context(),
-    )
+    return {
+        "job_id": result.job_id,
+        "duplicate": not result.created,
+        "service": notification.service,
+        "poid": notification.poid,
+        "roid": notification.roid,
+    }
