@@ -38,10 +38,13 @@ def _is_secret(key: object) -> bool:
 
 
 def _redact(value: Any) -> Any:
+    """The value with every secret key's value replaced; the same object when it has none."""
     if isinstance(value, Mapping):
-        return {k: REDACTED if _is_secret(k) else _redact(v) for k, v in value.items()}
+        redacted = {k: REDACTED if _is_secret(k) else _redact(v) for k, v in value.items()}
+        return value if all(redacted[k] is v for k, v in value.items()) else redacted
     if isinstance(value, list | tuple):
-        return [_redact(item) for item in value]
+        items = [_redact(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 
@@ -49,8 +52,11 @@ def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """Replace the value of every secret key, at any depth, before anything renders it."""
-    for key, value in list(event_dict.items()):
-        event_dict[key] = REDACTED if _is_secret(key) else _redact(value)
+    for key, value in event_dict.items():
+        if _is_secret(key):
+            event_dict[key] = REDACTED
+        elif isinstance(value, Mapping | list | tuple):
+            event_dict[key] = _redact(value)
     return event_dict
 
 
