@@ -68,3 +68,89 @@ class JobNotFound(StorageError):
 
 class InvalidTransition(StorageError):
     """The job is not in a state that allows this operation."""
+
+
+class JobFailure(NotifydError):
+    """A job's attempt failed; ``permanent`` says whether another attempt could succeed."""
+
+    permanent = False
+
+
+class TransientError(JobFailure):
+    """The attempt failed for a reason that may pass: try again later."""
+
+
+class PermanentError(JobFailure):
+    """The attempt failed for a reason that another attempt cannot fix."""
+
+    permanent = True
+
+
+class BimServerUnavailable(TransientError):
+    """BIMserver could not be reached, timed out, or answered with a server error."""
+
+
+class BimServerError(JobFailure):
+    """BIMserver answered with an exception; its message is kept verbatim."""
+
+    # Messages of BIMserver's own that no retry can change.
+    PERMANENT_MARKERS = (
+        "no rights",
+        "invalid token",
+        "token expired",
+        "expired",
+        "not authenticated",
+        "authentication",
+        "no service found",
+        "not found with",
+        "no revision",
+        "no project",
+        "no extended data schema",
+        "missing parameter",
+        "interface",
+    )
+    TRANSIENT_MARKERS = ("no data found for topicid", "busy", "timeout", "try again")
+
+    def __init__(self, message: str, *, exception_type: str = "UserException", call: str = ""):
+        super().__init__(f"BIMserver {exception_type} in {call}: {message}" if call else message)
+        self.bimserver_message = message
+        self.exception_type = exception_type
+        self.call = call
+        lowered = message.lower()
+        if (
+            any(marker in lowered for marker in self.TRANSIENT_MARKERS)
+            or exception_type == "ServerException"
+        ):
+            self.permanent = False
+        else:
+            self.permanent = any(marker in lowered for marker in self.PERMANENT_MARKERS)
+
+
+class ServiceFailed(PermanentError):
+    """The service could not analyse the model."""
+
+
+class InvalidModel(ServiceFailed):
+    """The model is not valid input for the service (raised by service code)."""
+
+
+class ServiceTimeout(PermanentError):
+    """The service ran longer than its timeout."""
+
+
+class ServiceCrashed(TransientError):
+    """The process running the service died (killed, out of memory, or a crash in C code)."""
+
+
+class JobCancelled(NotifydError):
+    """The job was cancelled while it ran."""
+
+
+class Retry(TransientError):
+    """Raised by service code to ask for another attempt, after ``delay`` seconds if given."""
+
+    def __init__(
+        self, message: str = "the service asked to be retried", delay: float | None = None
+    ):
+        super().__init__(message)
+        self.delay = delay

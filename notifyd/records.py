@@ -98,6 +98,7 @@ class Job:
     finished_at: float | None
     last_error: str | None
     result: dict[str, Any] | None = field(default=None)
+    steps: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -128,11 +129,18 @@ class Job:
             finished_at=row["finished_at"],
             last_error=row["last_error"],
             result=json.loads(row["result"]) if row["result"] else None,
+            steps=json.loads(row["steps"]),
         )
 
     def log_context(self) -> dict[str, Any]:
         n = self.notification
-        return {"job_id": self.id, "service": n.service, "poid": n.poid, "roid": n.roid}
+        return {
+            "job_id": self.id,
+            "service": n.service,
+            "poid": n.poid,
+            "roid": n.roid,
+            "attempt": self.attempts,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,10 +6,12 @@ later release, as a BIM bots service. Its ``settings`` model validates every pro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,6 +32,75 @@ class NoSettings(BaseModel):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExtendedData:
+    """A result to attach to the revision as extended data."""
+
+    data: bytes
+    mime: str
+    filename: str
+    title: str
+    schema: str | None = None  # default: the service's write_extended_data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Revision:
+    """A new IFC file to check in as a new revision of the project."""
+
+    path: Path
+    comment: str
+
+
+ServiceOutput = ExtendedData | Revision
+
+
+class ServiceLog(Protocol):
+    def info(self, event: str, **fields: Any) -> None: ...
+    def warning(self, event: str, **fields: Any) -> None: ...
+    def error(self, event: str, **fields: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceContext:
+    """Everything a service function gets: the model on disk, the ids, the profile's settings,
+    a logger and a progress callback. It runs in a worker process, off the event loop."""
+
+    model_path: Path | None  # the downloaded revision (None for extended data on a project)
+    schema: str | None  # IFC schema of the model: "IFC2X3", "IFC4", ...
+    extended_data_path: Path | None  # the extended data that triggered the job, if any
+    work_dir: Path  # a private folder for output files, removed after the job
+    poid: int
+    roid: int | None
+    soid: int
+    job_id: int
+    attempt: int
+    service: str
+    profile: str
+    settings: Any  # the profile's settings, an instance of the service's settings model
+    log: ServiceLog
+    progress: Callable[[int, str], None]  # percent 0-100 (or -1 when unknown), message
+
+
+ServiceHandler = Callable[[ServiceContext], ServiceOutput]
+
+
+def handler_reference(handler: ServiceHandler | str | None) -> str | None:
+    """A service function as ``module:qualname``, so a worker process can import it."""
+    if handler is None or isinstance(handler, str):
+        return handler
+    return f"{handler.__module__}:{handler.__qualname__}"
+
+
+def import_handler(reference: str) -> ServiceHandler:
+    module_name, _, qualname = reference.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{reference} is not callable")
+    return target
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceSpec:
     identifier: str
     name: str
@@ -43,6 +114,9 @@ class ServiceSpec:
     outputs: tuple[str, ...] = ()
     settings: type[BaseModel] = NoSettings
     provider_name: str | None = None  # overrides the daemon's provider_name
+    handler: ServiceHandler | str | None = None  # the function that does the work
+    timeout_seconds: float = 600.0
+    extended_data_namespace: str | None = None  # BIMserver 1.4 looks schemas up by namespace
 
     def problems(self) -> list[str]:
         """What is wrong with the declaration; empty when it can be served."""
@@ -63,7 +137,20 @@ class ServiceSpec:
             found.append(f"writeExtendedData {self.write_extended_data!r} is not in outputs")
         if not (self.write_revision or self.write_extended_data):
             found.append("the service writes nothing back (neither a revision nor extended data)")
+        if self.timeout_seconds <= 0:
+            found.append("timeout_seconds must be positive")
+        if isinstance(self.handler, str):
+            try:
+                import_handler(self.handler)
+            except (ImportError, AttributeError, TypeError, ValueError) as exc:
+                found.append(f"handler {self.handler!r} cannot be imported: {exc}")
+        elif self.handler is not None and "<" in handler_reference(self.handler):  # type: ignore[operator]
+            found.append("handler must be a module-level function (a worker process imports it)")
         return found
+
+    @property
+    def handler_ref(self) -> str | None:
+        return handler_reference(self.handler)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

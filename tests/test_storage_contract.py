@@ -115,9 +115,44 @@ async def test_heartbeat_extends_only_a_held_lease(
     await storage.enqueue(make_notification(), max_attempts=3)
     [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
     clock.advance(20)
-    assert await storage.heartbeat(job.id, worker_id="w", lease_seconds=LEASE)
+    beat = await storage.heartbeat(job.id, worker_id="w", lease_seconds=LEASE)
+    assert beat is not None
+    assert beat.lease_until == clock.now + LEASE
     assert (await storage.get(job.id)).lease_until == clock.now + LEASE
-    assert not await storage.heartbeat(job.id, worker_id="intruder", lease_seconds=LEASE)
+    assert await storage.heartbeat(job.id, worker_id="intruder", lease_seconds=LEASE) is None
+
+
+async def test_heartbeat_tells_the_worker_about_cancellation(storage: SqliteStorage) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    await storage.cancel(job.id)
+    beat = await storage.heartbeat(job.id, worker_id="w", lease_seconds=LEASE)
+    assert beat is not None
+    assert beat.cancel_requested
+
+
+async def test_steps_are_remembered_across_attempts(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    await storage.record_step(job.id, worker_id="w", name="file_uploaded", value=917505)
+    await storage.fail(job.id, worker_id="w", error="reset", retry_at=clock.now)
+    [again] = await storage.claim(worker_id="w2", lease_seconds=LEASE)
+    assert again.steps == {"file_uploaded": 917505}
+    with pytest.raises(InvalidTransition):
+        await storage.record_step(job.id, worker_id="w", name="x", value=1)
+
+
+async def test_expired_lease_of_a_dead_worker_is_reclaimed_at_once(
+    storage: SqliteStorage,
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="dead", lease_seconds=LEASE)
+    assert await storage.expire_lease(job.id, worker_id="dead")
+    [reclaimed] = await storage.reclaim_expired()
+    assert reclaimed.id == job.id
+    assert reclaimed.status is JobStatus.QUEUED
 
 
 async def test_fail_with_retry_requeues_after_the_delay(

@@ -24,8 +24,15 @@ class Storage(Protocol):
         """Lease up to ``limit`` due jobs, oldest first; with ``one_per_project`` never a second
         job of a BIMserver project (api_url, poid) that already has one running."""
 
-    async def heartbeat(self, job_id: int, *, worker_id: str, lease_seconds: float) -> bool:
-        """Extend the lease; False when the worker no longer holds the job."""
+    async def heartbeat(self, job_id: int, *, worker_id: str, lease_seconds: float) -> Job | None:
+        """Extend the lease and return the job (whose ``cancel_requested`` the worker obeys);
+        None when the worker no longer holds it."""
+
+    async def record_step(self, job_id: int, *, worker_id: str, name: str, value: Any) -> Job:
+        """Remember that a write-back step is done, so that a later attempt skips it."""
+
+    async def expire_lease(self, job_id: int, *, worker_id: str) -> bool:
+        """End a lease now, for a worker known to be dead; ``reclaim_expired`` then takes it."""
 
     async def complete(
         self, job_id: int, *, worker_id: str, result: dict[str, Any] | None = None

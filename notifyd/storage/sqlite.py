@@ -93,6 +93,12 @@ def m001_jobs(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_job_steps(db: sqlite_utils.Database) -> None:
+    """Write-back steps already done, so a retried job never repeats them."""
+    db.execute("ALTER TABLE jobs ADD COLUMN steps TEXT NOT NULL DEFAULT '{}'")
+
+
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """The one place the PRAGMAs are set."""
     conn = sqlite3.connect(
@@ -288,14 +294,34 @@ class SqliteStorage:
 
         return await self._write(write)
 
-    async def heartbeat(self, job_id: int, *, worker_id: str, lease_seconds: float) -> bool:
+    async def heartbeat(self, job_id: int, *, worker_id: str, lease_seconds: float) -> Job | None:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute(
+                "UPDATE jobs SET lease_until = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'running' AND worker_id = ? RETURNING *",
+                (now + lease_seconds, now, job_id, worker_id),
+            ).fetchone()
+            return Job.from_row(row) if row else None
+
+        return await self._write(write)
+
+    async def record_step(self, job_id: int, *, worker_id: str, name: str, value: Any) -> Job:
+        def write(conn: sqlite3.Connection) -> Job:
+            job = _held_job(conn, job_id, worker_id)
+            return _update(conn, job_id, steps=json.dumps({**job.steps, name: value}))
+
+        return await self._write(write)
+
+    async def expire_lease(self, job_id: int, *, worker_id: str) -> bool:
         now = self._clock()
 
         def write(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
-                "UPDATE jobs SET lease_until = ?, updated_at = ? "
+                "UPDATE jobs SET lease_until = ? "
                 "WHERE id = ? AND status = 'running' AND worker_id = ?",
-                (now + lease_seconds, now, job_id, worker_id),
+                (now - 1, job_id, worker_id),
             )
             return cursor.rowcount == 1
 
