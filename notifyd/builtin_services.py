@@ -42,6 +42,7 @@ IFC_SUMMARY = ServiceSpec(
     write_extended_data="IFC_ANALYTICS_JSON_1_0",
     outputs=("IFC_ANALYTICS_JSON_1_0",),
     settings=SummarySettings,
+    handler="notifyd.builtin.summary:summarize",
 )
 
 IFC_VALIDATION = ServiceSpec(
@@ -52,6 +53,7 @@ IFC_VALIDATION = ServiceSpec(
     write_extended_data="VALIDATION_JSON_1_0",
     outputs=("VALIDATION_JSON_1_0",),
     settings=ValidationSettings,
+    handler="notifyd.builtin.validation:validate",
 )
 
 IFC_PROPERTY_STAMP = ServiceSpec(
@@ -61,6 +63,8 @@ IFC_PROPERTY_STAMP = ServiceSpec(
     write_revision=True,
     outputs=("IFC_STEP_2X3TC1", "IFC_STEP_4"),
     settings=PropertyStampSettings,
+    handler="notifyd.builtin.property_stamp:stamp",
+    timeout_seconds=1800.0,
 )
 
 

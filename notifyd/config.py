@@ -52,6 +52,18 @@ class Settings(BaseModel):
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
     max_attempts: int = Field(default=5, ge=1)
 
+    run_worker: bool = True
+    worker_concurrency: int = Field(default=2, ge=1)
+    one_job_per_project: bool = True
+    lease_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    reclaim_seconds: float = Field(default=30.0, gt=0)
+    drain_seconds: float = Field(default=30.0, ge=0)
+    retry_base_seconds: float = Field(default=5.0, ge=0)
+    retry_cap_seconds: float = Field(default=600.0, ge=0)
+    memory_limit_mb: int | None = Field(default=4096, ge=256)
+
     @field_validator("base_path")
     @classmethod
     def _normalise_base_path(cls, value: str) -> str:

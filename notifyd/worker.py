@@ -1,0 +1,499 @@
+"""The worker: claim a job, download the revision, run the service, write the results back.
+
+Claims carry leases that a heartbeat extends while the service runs; a job whose lease runs out
+(its worker died or hung) is reclaimed at start-up and periodically, so no job stays
+``running``. Outcomes are persisted under ``asyncio.shield`` so a shutdown cannot lose them.
+``stop()`` drains: no new claims, running jobs get a grace period, then go back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from notifyd.bimserver import SCHEMA_NAME_OF_IFC, BimServerClient, DialectCache
+from notifyd.config import Settings
+from notifyd.errors import (
+    BimServerUnavailable,
+    InvalidTransition,
+    JobCancelled,
+    JobFailure,
+    PermanentError,
+    ProtocolError,
+)
+from notifyd.records import Job, JobStatus, NotificationKind
+from notifyd.retry import RetryPolicy
+from notifyd.runner import ServicePool, Ticket
+from notifyd.services import ExtendedData, Registry, Revision, ServiceOutput, ServiceSpec
+from notifyd.storage.base import Storage
+
+log = structlog.get_logger("notifyd.worker")
+
+HOSTNAME = socket.gethostname()
+
+
+def make_worker_id() -> str:
+    """host:pid:random, so a restarted daemon can recognise the leases its dead self held."""
+    return f"{HOSTNAME}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_local_worker(worker_id: str | None) -> bool:
+    if not worker_id:
+        return False
+    host, _, rest = worker_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != HOSTNAME or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    concurrency: int = 2
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 10.0
+    poll_seconds: float = 1.0
+    reclaim_seconds: float = 30.0
+    one_job_per_project: bool = True
+    drain_seconds: float = 30.0
+    work_dir: Path = Path("data/work")
+    progress_interval: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        return cls(
+            concurrency=settings.worker_concurrency,
+            lease_seconds=settings.lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            poll_seconds=settings.poll_seconds,
+            reclaim_seconds=settings.reclaim_seconds,
+            one_job_per_project=settings.one_job_per_project,
+            drain_seconds=settings.drain_seconds,
+            work_dir=settings.data_dir / "work",
+        )
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        registry: Registry,
+        pool: ServicePool,
+        session: aiohttp.ClientSession,
+        config: WorkerConfig,
+        retry_policy: RetryPolicy | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.pool = pool
+        self.session = session
+        self.config = config
+        self.retry_policy = retry_policy or RetryPolicy(rng=random.Random())
+        self.worker_id = worker_id or make_worker_id()
+        self.dialects = DialectCache()
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+
+    def wake(self) -> None:
+        """A job was enqueued in this process: claim now instead of at the next poll."""
+        self._wakeup.set()
+
+    @property
+    def running_jobs(self) -> list[int]:
+        return list(self._running)
+
+    async def run(self, *, until_empty: bool = False) -> None:
+        """Work until ``stop()``; with ``until_empty``, until nothing is queued or running."""
+        log.info("worker_started", worker_id=self.worker_id, concurrency=self.config.concurrency)
+        await self.reclaim()
+        last_reclaim = time.monotonic()
+        while not self._stopping.is_set():
+            free = self.config.concurrency - len(self._running)
+            claimed: list[Job] = []
+            if free > 0:
+                claimed = await self.storage.claim(
+                    worker_id=self.worker_id,
+                    lease_seconds=self.config.lease_seconds,
+                    limit=free,
+                    one_per_project=self.config.one_job_per_project,
+                )
+                for job in claimed:
+                    task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
+                    self._running[job.id] = task
+                    task.add_done_callback(lambda _t, job_id=job.id: self._finished(job_id))
+            if time.monotonic() - last_reclaim > self.config.reclaim_seconds:
+                await self.reclaim()
+                last_reclaim = time.monotonic()
+            if until_empty and not self._running and not claimed:
+                counts = await self.storage.counts()
+                if counts[JobStatus.QUEUED] == 0 and counts[JobStatus.RUNNING] == 0:
+                    break
+            if claimed and len(self._running) < self.config.concurrency:
+                continue  # there may be more due jobs
+            await self._sleep()
+        await self._drain()
+
+    def _finished(self, job_id: int) -> None:
+        self._running.pop(job_id, None)
+        self._wakeup.set()
+
+    async def _sleep(self) -> None:
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.poll_seconds):
+                stop = asyncio.ensure_future(self._stopping.wait())
+                wake = asyncio.ensure_future(self._wakeup.wait())
+                try:
+                    await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+                    wake.cancel()
+
+    async def stop(self) -> None:
+        """Stop claiming; ``run`` then drains and returns."""
+        self._stopping.set()
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        log.info("worker_draining", jobs=list(self._running), grace=self.config.drain_seconds)
+        tasks = list(self._running.values())
+        _, pending = await asyncio.wait(tasks, timeout=self.config.drain_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def reclaim(self) -> None:
+        """Requeue jobs whose lease ran out, and at once those of dead processes on this host."""
+        for job in await self.storage.list_jobs(status=JobStatus.RUNNING, limit=1000):
+            if _dead_local_worker(job.worker_id) and job.worker_id:
+                await self.storage.expire_lease(job.id, worker_id=job.worker_id)
+        for job in await self.storage.reclaim_expired():
+            log.warning("job_reclaimed", status=str(job.status), **job.log_context())
+
+    # -- one job -----------------------------------------------------------------------
+
+    async def _process(self, job: Job) -> None:
+        structlog.contextvars.bind_contextvars(**job.log_context())
+        started = time.monotonic()
+        cancelled = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(job, cancelled))
+        try:
+            log.info("job_started")
+            result = await self._execute(job, cancelled)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(job))
+            raise
+        except Exception as exc:
+            await asyncio.shield(self._record_failure(job, exc))
+        else:
+            await asyncio.shield(self._complete(job, result, started))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self, job: Job, cancelled: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_seconds)
+            try:
+                beat = await self.storage.heartbeat(
+                    job.id, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds
+                )
+            except Exception as exc:
+                log.warning("heartbeat_failed", error=str(exc))
+                continue
+            if beat is None:
+                log.warning("lease_lost")
+                cancelled.set()
+                return
+            if beat.cancel_requested:
+                log.info("job_cancel_requested")
+                cancelled.set()
+                return
+
+    async def _complete(self, job: Job, result: dict[str, Any], started: float) -> None:
+        try:
+            await self.storage.complete(job.id, worker_id=self.worker_id, result=result)
+        except InvalidTransition as exc:
+            log.warning("job_outcome_not_recorded", error=exc.message)
+            return
+        log.info("job_succeeded", seconds=round(time.monotonic() - started, 3), **result)
+
+    async def _record_failure(self, job: Job, exc: BaseException) -> None:
+        message = _failure_message(exc)
+        delay = (
+            None if isinstance(exc, JobCancelled) else self.retry_policy.delay(exc, job.attempts)
+        )
+        retry_at = None if delay is None else time.time() + delay
+        try:
+            updated = await self.storage.fail(
+                job.id, worker_id=self.worker_id, error=message, retry_at=retry_at
+            )
+        except InvalidTransition as failure:
+            log.warning("job_outcome_not_recorded", error=failure.message)
+            return
+        log.warning(
+            "job_failed",
+            error=message,
+            status=str(updated.status),
+            retry_in=None if updated.status is not JobStatus.QUEUED else round(delay or 0, 2),
+        )
+
+    async def _release(self, job: Job) -> None:
+        with contextlib.suppress(InvalidTransition):
+            await self.storage.release(job.id, worker_id=self.worker_id)
+            log.info("job_released")
+
+    async def _execute(self, job: Job, cancelled: asyncio.Event) -> dict[str, Any]:
+        n = job.notification
+        try:
+            spec = self.registry.service(n.service)
+            profile = self.registry.profile(n.service, n.profile)
+        except ProtocolError as exc:
+            raise PermanentError(f"{exc.message} (it was declared when the job arrived)") from exc
+        if spec.handler_ref is None:
+            raise PermanentError(f"service {spec.identifier} is declared without a handler")
+        if not n.token:
+            raise PermanentError("the job holds no BIMserver token")
+        dialect = await self.dialects.dialect_for(self.session, n.api_url, n.dialect)
+        client = BimServerClient(self.session, n.api_url, token=n.token, dialect=dialect)
+        reporter = _ProgressReporter(client, job, spec, self.config.progress_interval)
+        work_dir = self.config.work_dir / f"job-{job.id}-{job.attempts}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        await reporter.start()
+        try:
+            model_path, schema, extended_path = await self._inputs(client, job, spec, work_dir)
+            await reporter.report(-1, "running")
+            ticket = Ticket(
+                handler=spec.handler_ref,
+                model_path=model_path,
+                schema=schema,
+                extended_data_path=extended_path,
+                work_dir=work_dir,
+                poid=n.poid,
+                roid=n.roid,
+                soid=n.soid,
+                job_id=job.id,
+                attempt=job.attempts,
+                service=spec.identifier,
+                profile=profile.identifier,
+                settings=profile.settings,
+            )
+            run_started = time.monotonic()
+            output = await self.pool.run(
+                ticket,
+                timeout=spec.timeout_seconds,
+                on_progress=reporter.report,
+                cancelled=cancelled,
+            )
+            took_ms = int((time.monotonic() - run_started) * 1000)
+            result = await self._write_back(client, job, spec, output, took_ms)
+        except BaseException as exc:
+            await reporter.finish(error=_failure_message(exc))
+            raise
+        else:
+            await reporter.finish()
+            return result
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work_dir, True)
+
+    async def _inputs(
+        self, client: BimServerClient, job: Job, spec: ServiceSpec, work_dir: Path
+    ) -> tuple[Path | None, str | None, Path | None]:
+        n = job.notification
+        model_path = schema = extended_path = None
+        if n.edid is not None and spec.read_extended_data:
+            extended_path = await client.extended_data_file(n.edid, work_dir / "extended-data")
+        if n.roid is not None and spec.read_revision:
+            accepted = {ifc for ifc, name in SCHEMA_NAME_OF_IFC.items() if name in spec.inputs}
+            model = await client.download_revision(
+                n.roid, work_dir / f"revision-{n.roid}.ifc", accepted_schemas=accepted
+            )
+            if model.schema not in accepted:
+                raise PermanentError(
+                    f"revision {n.roid} is {model.schema or 'not IFC'}; service "
+                    f"{spec.identifier} accepts {', '.join(sorted(accepted))}"
+                )
+            model_path, schema = model.path, model.schema
+            log.info("revision_downloaded", bytes=model.size, schema=schema)
+        if model_path is None and extended_path is None:
+            raise PermanentError(
+                f"a {n.kind} notification gives service {spec.identifier} nothing to read"
+            )
+        return model_path, schema, extended_path
+
+    async def _write_back(
+        self,
+        client: BimServerClient,
+        job: Job,
+        spec: ServiceSpec,
+        output: ServiceOutput,
+        took_ms: int,
+    ) -> dict[str, Any]:
+        n = job.notification
+        if isinstance(output, ExtendedData):
+            if n.roid is None:
+                raise PermanentError("extended data can only be written to a revision")
+            return await self._write_extended_data(client, job, spec, output, took_ms)
+        if isinstance(output, Revision):
+            return await self._checkin(client, job, output)
+        raise PermanentError(f"unsupported service output {type(output).__name__}")
+
+    async def _write_extended_data(
+        self,
+        client: BimServerClient,
+        job: Job,
+        spec: ServiceSpec,
+        output: ExtendedData,
+        took_ms: int,
+    ) -> dict[str, Any]:
+        """Effectively once: the file id is recorded before the extended data is added, and a
+        retried job first looks for extended data with that file on the revision."""
+        n = job.notification
+        assert n.roid is not None
+        schema = output.schema or spec.write_extended_data
+        if not schema:
+            raise PermanentError(f"service {spec.identifier} declares no extended data schema")
+        steps = dict(job.steps)
+        if steps.get("extended_data_added"):
+            return {"extended_data_file_id": steps["file_id"], "skipped": "already written"}
+        schema_id = await client.extended_data_schema_id(schema, spec.extended_data_namespace)
+        file_id = steps.get("file_id")
+        if file_id is not None:
+            existing = await client.extended_data_of_revision(n.roid)
+            if existing and any(e.get("fileId") == file_id for e in existing):
+                log.info("extended_data_already_present", file_id=file_id)
+                await self._step(job, "extended_data_added", True)
+                return {"extended_data_file_id": file_id, "skipped": "already on the revision"}
+        else:
+            file_id = await client.upload_file(
+                output.data, filename=output.filename, mime=output.mime
+            )
+            await self._step(job, "file_id", file_id)
+        await client.add_extended_data(
+            n.roid,
+            schema_id=schema_id,
+            file_id=file_id,
+            title=output.title,
+            size=len(output.data),
+            took_ms=took_ms,
+        )
+        await self._step(job, "extended_data_added", True)
+        return {"extended_data_file_id": file_id, "schema": schema, "bytes": len(output.data)}
+
+    async def _checkin(self, client: BimServerClient, job: Job, output: Revision) -> dict[str, Any]:
+        if job.steps.get("checked_in"):
+            return {"checkin": job.steps["checked_in"], "skipped": "already checked in"}
+        comment = f"{output.comment} (notifyd job {job.id})"
+        answer = await client.checkin(job.notification.poid, output.path, comment=comment)
+        summary = {k: answer[k] for k in ("roid", "checkinid", "topicId") if k in answer}
+        await self._step(job, "checked_in", summary or True)
+        return {"checkin": summary or True, "comment": comment}
+
+    async def _step(self, job: Job, name: str, value: Any) -> None:
+        await self.storage.record_step(job.id, worker_id=self.worker_id, name=name, value=value)
+
+
+class _ProgressReporter:
+    """Shows the BIMserver user what the service does, on a RUNNING_SERVICE topic.
+
+    Progress is a courtesy: a BIMserver that refuses it never fails the job."""
+
+    def __init__(
+        self, client: BimServerClient, job: Job, spec: ServiceSpec, interval: float
+    ) -> None:
+        self.client = client
+        self.job = job
+        self.spec = spec
+        self.interval = interval
+        self.topic: int | None = None
+        self.started_ms = int(time.time() * 1000)
+        self._last = 0.0
+
+    async def start(self) -> None:
+        n = self.job.notification
+        if n.roid is None or n.kind is NotificationKind.NEW_EXTENDED_DATA_ON_PROJECT:
+            return
+        try:
+            self.topic = await self.client.register_progress(n.poid, n.roid, self.spec.name)
+            await self._send("STARTED", -1)
+        except (JobFailure, BimServerUnavailable) as exc:
+            log.warning("progress_unavailable", error=str(exc))
+            self.topic = None
+
+    async def report(self, percent: int, message: str = "") -> None:
+        now = time.monotonic()
+        if self.topic is None or now - self._last < self.interval:
+            return
+        self._last = now
+        with contextlib.suppress(JobFailure):
+            await self._send("STARTED", percent, message)
+
+    async def finish(self, error: str | None = None) -> None:
+        if self.topic is None:
+            return
+        with contextlib.suppress(JobFailure):
+            await asyncio.shield(
+                self._send(
+                    "AS_ERROR" if error else "FINISHED",
+                    100 if not error else -1,
+                    error=error,
+                    ended=True,
+                )
+            )
+        with contextlib.suppress(JobFailure):
+            await asyncio.shield(self.client.unregister_progress(self.topic))
+
+    async def _send(
+        self,
+        state: str,
+        percent: int,
+        message: str = "",
+        *,
+        error: str | None = None,
+        ended: bool = False,
+    ) -> None:
+        assert self.topic is not None
+        title = f"{self.spec.name}: {message}" if message else self.spec.name
+        await self.client.update_progress(
+            self.topic,
+            state=state,
+            title=title,
+            started_ms=self.started_ms,
+            progress=percent,
+            errors=[error] if error else None,
+            ended=ended,
+        )
+
+
+def _failure_message(exc: BaseException) -> str:
+    if isinstance(exc, JobFailure | JobCancelled):
+        return exc.message
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return f"{type(exc).__name__}: {exc}"
