@@ -16,6 +16,8 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -417,6 +419,38 @@ class Worker:
 
     async def _step(self, job: Job, name: str, value: Any) -> None:
         await self.storage.record_step(job.id, worker_id=self.worker_id, name=name, value=value)
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings, storage: Storage, registry: Registry, **overrides: Any
+) -> AsyncIterator[Worker]:
+    """A worker with its HTTP session and service processes, working until the block ends;
+    leaving the block drains it."""
+    async with aiohttp.ClientSession() as session:
+        pool = ServicePool(settings.worker_concurrency, memory_limit_mb=settings.memory_limit_mb)
+        await pool.start()
+        try:
+            worker = Worker(
+                storage=storage,
+                registry=registry,
+                pool=pool,
+                session=session,
+                config=WorkerConfig.from_settings(settings),
+                retry_policy=RetryPolicy(
+                    base_seconds=settings.retry_base_seconds,
+                    cap_seconds=settings.retry_cap_seconds,
+                ),
+                **overrides,
+            )
+            task = asyncio.create_task(worker.run(), name="notifyd-worker")
+            try:
+                yield worker
+            finally:
+                await worker.stop()
+                await task
+        finally:
+            await pool.close()
 
 
 class _ProgressReporter:

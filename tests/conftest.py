@@ -38,6 +38,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "profiles_dir": PROJECT_ROOT / "profiles",
             "allowed_api_urls": [BIMSERVER, "http://localhost:8080"],
             "log_format": "console",
+            "run_worker": False,
         }
         values.update(overrides)
         return Settings.model_validate(values)

@@ -22,8 +22,11 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.extra_env = {"NOTIFYD_RUN_WORKER": "false", **(env or {})}
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"daemon-{self.port}.log"
@@ -42,6 +45,7 @@ class Daemon:
             "NOTIFYD_ALLOWED_API_URLS": BIMSERVER,
             "NOTIFYD_PROFILES_DIR": str(PROJECT_ROOT / "profiles"),
             "NOTIFYD_LOG_LEVEL": "warning",
+            **self.extra_env,
         }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

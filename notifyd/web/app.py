@@ -10,13 +10,20 @@ from notifyd.config import Settings
 from notifyd.services import Registry
 from notifyd.storage import open_storage
 from notifyd.web import rpc
-from notifyd.web.keys import REGISTRY, SETTINGS, STORAGE
+from notifyd.web.keys import REGISTRY, SETTINGS, STORAGE, WORKER
 from notifyd.web.middlewares import request_middleware
+from notifyd.worker import running_worker
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_storage(app[SETTINGS]) as storage:
         app[STORAGE] = storage
+        yield
+
+
+async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with running_worker(app[SETTINGS], app[STORAGE], app[REGISTRY]) as worker:
+        app[WORKER] = worker
         yield
 
 
@@ -37,6 +44,8 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app.cleanup_ctx.append(storage_ctx)
+    if settings.run_worker:
+        app.cleanup_ctx.append(worker_ctx)
     app.router.add_post(f"{settings.endpoint_prefix}/json", rpc.handle_json)
     app.router.add_get(f"{settings.base_path}/healthz", handle_health)
     return app

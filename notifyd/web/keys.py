@@ -7,8 +7,10 @@ from aiohttp import web
 from notifyd.config import Settings
 from notifyd.services import Registry
 from notifyd.storage.base import Storage
+from notifyd.worker import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", Registry)
 STORAGE = web.AppKey("storage", Storage)
+WORKER = web.AppKey("worker", Worker)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -21,7 +21,7 @@ from notifyd.errors import Forbidden, ProtocolError, StorageError
 from notifyd.protocol import rpc
 from notifyd.records import Notification, NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
-from notifyd.web.keys import REGISTRY, SETTINGS, STORAGE
+from notifyd.web.keys import REGISTRY, SETTINGS, STORAGE, WORKER
 
 log = structlog.get_logger("notifyd.rpc")
 
@@ -155,6 +155,9 @@ async def _enqueue(
         user_token=params.userToken,
     )
     result = await app[STORAGE].enqueue(notification, max_attempts=settings.max_attempts)
+    worker = app.get(WORKER)
+    if worker is not None and result.created:
+        worker.wake()
     return {
         "job_id": result.job_id,
         "duplicate": not result.created,
