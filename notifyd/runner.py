@@ -235,7 +235,10 @@ class ServicePool:
                 loop.remove_reader(slot.conn.fileno())
                 messages.put_nowait(("died",))
 
-        slot.conn.send(ticket)
+        try:
+            slot.conn.send(ticket)
+        except OSError as exc:
+            raise ServiceCrashed(f"the service process is gone ({exc})") from exc
         loop.add_reader(slot.conn.fileno(), readable)
         cancel_wait = asyncio.ensure_future(cancelled.wait()) if cancelled else None
         try:
