@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from notifyd.config import Settings, load_settings
 from notifyd.errors import NotifydError
 from notifyd.logs import configure_logging
 from notifyd.plugins import load_registry
+from notifyd.records import Dialect, JobStatus
 from notifyd.services import Registry, service_descriptor, settings_schema
 
 config_option = click.option(
@@ -158,3 +162,222 @@ def services(config_path: Path | None, as_json: bool) -> None:
         )
         for p in entry["profiles"]:
             click.echo(f"  profile {p['identifier']}: {p['name']}: {p['description']}")
+
+
+@main.command()
+@config_option
+@click.option("--concurrency", type=int, help="Jobs run at once (setting worker_concurrency).")
+@click.option("--burst", is_flag=True, help="Stop when no job is queued or running.")
+def worker(config_path: Path | None, concurrency: int | None, burst: bool) -> None:
+    """Run workers alone, against the same database as `serve` (which runs one too)."""
+    from notifyd.storage import open_storage
+    from notifyd.worker import open_worker
+
+    settings = _settings(config_path, worker_concurrency=concurrency)
+    configure_logging(settings.log_format, settings.log_level)
+    registry = _registry(settings)
+
+    async def run() -> None:
+        async with (
+            open_storage(settings) as storage,
+            open_worker(settings, storage, registry) as work,
+        ):
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(work.stop()))
+            await work.run(until_empty=burst)
+
+    asyncio.run(run())
+
+
+@main.group()
+def jobs() -> None:
+    """Inspect and manage jobs: list, show, retry, cancel."""
+
+
+def _with_storage(config_path: Path | None, action: Any) -> Any:
+    from notifyd.storage import open_storage
+
+    settings = _settings(config_path)
+
+    async def run() -> Any:
+        async with open_storage(settings) as storage:
+            return await action(storage, settings)
+
+    try:
+        return asyncio.run(run())
+    except NotifydError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _job_dict(job: Any) -> dict[str, Any]:
+    n = job.notification
+    return {
+        "id": job.id,
+        "status": str(job.status),
+        "service": n.service,
+        "profile": n.profile,
+        "method": str(n.kind),
+        "dialect": str(n.dialect),
+        "poid": n.poid,
+        "roid": n.roid,
+        "edid": n.edid,
+        "soid": n.soid,
+        "apiUrl": n.api_url,
+        "attempts": job.attempts,
+        "maxAttempts": job.max_attempts,
+        "runAfter": _iso(job.run_after),
+        "leaseUntil": _iso(job.lease_until),
+        "worker": job.worker_id,
+        "cancelRequested": job.cancel_requested,
+        "createdAt": _iso(job.created_at),
+        "finishedAt": _iso(job.finished_at),
+        "lastError": job.last_error,
+        "result": job.result,
+        "steps": job.steps,
+    }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+@jobs.command("list")
+@config_option
+@click.option(
+    "--status", type=click.Choice([s.value for s in JobStatus]), help="Only jobs in this status."
+)
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def jobs_list(config_path: Path | None, status: str | None, limit: int, as_json: bool) -> None:
+    """The newest jobs first."""
+
+    async def action(storage: Any, _settings: Settings) -> list[Any]:
+        return await storage.list_jobs(status=JobStatus(status) if status else None, limit=limit)
+
+    found = _with_storage(config_path, action)
+    if as_json:
+        click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
+        return
+    if not found:
+        click.echo("no jobs")
+    for job in found:
+        n = job.notification
+        error = f"  {job.last_error}" if job.last_error else ""
+        click.echo(
+            f"{job.id:>6}  {job.status:<9}  {n.service:<20} poid {n.poid} roid {n.roid}  "
+            f"attempts {job.attempts}/{job.max_attempts}{error}"
+        )
+
+
+@jobs.command("show")
+@config_option
+@click.argument("job_id", type=int)
+def jobs_show(config_path: Path | None, job_id: int) -> None:
+    """One job with its whole attempt history, as JSON."""
+
+    async def action(storage: Any, _settings: Settings) -> dict[str, Any]:
+        job = await storage.get(job_id)
+        attempts = await storage.attempts(job_id)
+        return {
+            **_job_dict(job),
+            "history": [
+                {
+                    "attempt": a.number,
+                    "worker": a.worker_id,
+                    "outcome": str(a.outcome),
+                    "startedAt": _iso(a.started_at),
+                    "finishedAt": _iso(a.finished_at),
+                    "error": a.error,
+                }
+                for a in attempts
+            ],
+        }
+
+    click.echo(json.dumps(_with_storage(config_path, action), indent=2))
+
+
+@jobs.command("retry")
+@config_option
+@click.argument("job_id", type=int)
+def jobs_retry(config_path: Path | None, job_id: int) -> None:
+    """Run a waiting job now, or queue a dead or cancelled one again."""
+
+    async def action(storage: Any, settings: Settings) -> Any:
+        return await storage.retry(job_id, attempts=settings.max_attempts)
+
+    job = _with_storage(config_path, action)
+    click.echo(f"job {job.id} is {job.status}")
+
+
+@jobs.command("cancel")
+@config_option
+@click.argument("job_id", type=int)
+def jobs_cancel(config_path: Path | None, job_id: int) -> None:
+    """Cancel a queued job, or stop a running one (its worker kills the service)."""
+
+    async def action(storage: Any, _settings: Settings) -> Any:
+        return await storage.cancel(job_id)
+
+    job = _with_storage(config_path, action)
+    if job.status is JobStatus.RUNNING:
+        click.echo(f"job {job.id} is running; its worker will stop it at the next heartbeat")
+    else:
+        click.echo(f"job {job.id} is {job.status}")
+
+
+@main.command()
+@config_option
+@click.argument("ifc_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--service", "service_id", required=True, help="Identifier of the service to run.")
+@click.option("--profile", default="default", show_default=True)
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    help="A Python module declaring services (register_services); repeatable. "
+    "The current folder is importable.",
+)
+@click.option("--dialect", type=click.Choice(["1.4", "1.5"]), default="1.5", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the result.")
+@click.option("--watch", is_flag=True, help="Run again when the code or the IFC file changes.")
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+def dev(
+    config_path: Path | None,
+    ifc_file: Path,
+    service_id: str,
+    profile: str,
+    modules: tuple[str, ...],
+    dialect: str,
+    out: Path | None,
+    watch: bool,
+    timeout: float,
+) -> None:
+    """Run a service on an IFC file through an emulated BIMserver and show what it writes."""
+    from notifyd.dev import DevRun, run_dev
+
+    sys.path.insert(0, str(Path.cwd()))
+    base = _settings(config_path, log_level="warning", log_format="console")
+    settings = base.model_copy(
+        update={"service_modules": [*base.service_modules, *modules], "worker_concurrency": 1}
+    )
+    configure_logging(settings.log_format, settings.log_level)
+    _registry(settings)  # fail early, with the reason, on a bad declaration
+    run = DevRun(
+        ifc_path=ifc_file.resolve(),
+        service=service_id,
+        profile=profile,
+        dialect=Dialect.BIMSIE1 if dialect == "1.4" else Dialect.BIMSERVER_15,
+        out=out,
+        watch=watch,
+        timeout=timeout,
+    )
+    try:
+        status = asyncio.run(run_dev(run, settings, click.echo))
+    except KeyboardInterrupt:
+        status = 130
+    except (NotifydError, RuntimeError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(status)

@@ -63,6 +63,7 @@ class Settings(BaseModel):
     retry_base_seconds: float = Field(default=5.0, ge=0)
     retry_cap_seconds: float = Field(default=600.0, ge=0)
     memory_limit_mb: int | None = Field(default=4096, ge=256)
+    bimserver_timeout_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("base_path")
     @classmethod

@@ -1,14 +1,17 @@
 """Find the declared services and load their profiles into a Registry.
 
-Services come from Python modules named in ``service_modules`` (each exposes
-``register_services() -> Iterable[ServiceSpec]``); built-ins arrive the same way.
+Services come from installed distributions through the entry-point group ``notifyd.services``
+and from Python modules named in ``service_modules``; each entry point or module gives
+``register_services() -> Iterable[ServiceSpec]``. Built-ins arrive the same way.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 
 from pydantic import ValidationError
 
@@ -16,18 +19,43 @@ from notifyd.config import Settings, read_profile_file
 from notifyd.errors import ConfigError, StartupError
 from notifyd.services import Profile, Registry, ServiceSpec
 
+ENTRY_POINT_GROUP = "notifyd.services"
 
-def load_services(module_names: Iterable[str]) -> list[ServiceSpec]:
-    specs: list[ServiceSpec] = []
+
+def _register_function(
+    target: ModuleType | Callable[[], Iterable[ServiceSpec]], source: str
+) -> Callable[[], Iterable[ServiceSpec]]:
+    register = getattr(target, "register_services", target)
+    if not callable(register):
+        raise StartupError(f"{source} has no register_services() function")
+    return register  # type: ignore[no-any-return]
+
+
+def load_services(
+    module_names: Iterable[str], *, use_entry_points: bool = True
+) -> list[ServiceSpec]:
+    registers: list[tuple[str, Callable[[], Iterable[ServiceSpec]]]] = []
+    if use_entry_points:
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            source = f"entry point {point.name!r} ({point.value})"
+            try:
+                target = point.load()
+            except Exception as exc:
+                raise StartupError(f"{source} could not be loaded: {exc}") from exc
+            registers.append((source, _register_function(target, source)))
     for name in module_names:
+        source = f"service module {name!r}"
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
-            raise StartupError(f"service module {name!r} could not be imported: {exc}") from exc
-        register = getattr(module, "register_services", None)
-        if not callable(register):
-            raise StartupError(f"service module {name!r} has no register_services() function")
-        specs.extend(register())
+            raise StartupError(f"{source} could not be imported: {exc}") from exc
+        registers.append((source, _register_function(module, source)))
+    specs: list[ServiceSpec] = []
+    for source, register in registers:
+        try:
+            specs.extend(register())
+        except Exception as exc:
+            raise StartupError(f"{source} failed in register_services(): {exc}") from exc
     return specs
 
 

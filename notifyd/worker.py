@@ -81,6 +81,7 @@ class WorkerConfig:
     drain_seconds: float = 30.0
     work_dir: Path = Path("data/work")
     progress_interval: float = 1.0
+    bimserver_timeout: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -93,6 +94,7 @@ class WorkerConfig:
             one_job_per_project=settings.one_job_per_project,
             drain_seconds=settings.drain_seconds,
             work_dir=settings.data_dir / "work",
+            bimserver_timeout=settings.bimserver_timeout_seconds,
         )
 
 
@@ -283,7 +285,13 @@ class Worker:
         if not n.token:
             raise PermanentError("the job holds no BIMserver token")
         dialect = await self.dialects.dialect_for(self.session, n.api_url, n.dialect)
-        client = BimServerClient(self.session, n.api_url, token=n.token, dialect=dialect)
+        client = BimServerClient(
+            self.session,
+            n.api_url,
+            token=n.token,
+            dialect=dialect,
+            call_timeout=self.config.bimserver_timeout,
+        )
         reporter = _ProgressReporter(client, job, spec, self.config.progress_interval)
         work_dir = self.config.work_dir / f"job-{job.id}-{job.attempts}"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -422,16 +430,15 @@ class Worker:
 
 
 @asynccontextmanager
-async def running_worker(
+async def open_worker(
     settings: Settings, storage: Storage, registry: Registry, **overrides: Any
 ) -> AsyncIterator[Worker]:
-    """A worker with its HTTP session and service processes, working until the block ends;
-    leaving the block drains it."""
+    """A worker with its HTTP session and service processes, not yet running."""
     async with aiohttp.ClientSession() as session:
         pool = ServicePool(settings.worker_concurrency, memory_limit_mb=settings.memory_limit_mb)
         await pool.start()
         try:
-            worker = Worker(
+            yield Worker(
                 storage=storage,
                 registry=registry,
                 pool=pool,
@@ -443,14 +450,22 @@ async def running_worker(
                 ),
                 **overrides,
             )
-            task = asyncio.create_task(worker.run(), name="notifyd-worker")
-            try:
-                yield worker
-            finally:
-                await worker.stop()
-                await task
         finally:
             await pool.close()
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings, storage: Storage, registry: Registry, **overrides: Any
+) -> AsyncIterator[Worker]:
+    """A worker working until the block ends; leaving the block drains it."""
+    async with open_worker(settings, storage, registry, **overrides) as worker:
+        task = asyncio.create_task(worker.run(), name="notifyd-worker")
+        try:
+            yield worker
+        finally:
+            await worker.stop()
+            await task
 
 
 class _ProgressReporter:
