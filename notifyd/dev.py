@@ -52,8 +52,7 @@ async def run_dev(run: DevRun, settings: Settings, echo: Echo) -> int:
             if not run.watch:
                 return status
             echo(f"watching {len(watched)} files for changes (Ctrl-C to stop)")
-            while _stamps(watched) == stamps:
-                await asyncio.sleep(0.5)
+            await _wait_for_change(watched, stamps)
             echo("change detected: reloading the service code")
             _reload_service_modules(settings)
 
@@ -157,6 +156,15 @@ def _watched_files(settings: Settings, ifc_path: Path) -> list[Path]:
         if module.__file__:
             files.append(Path(module.__file__))
     return files
+
+
+async def _wait_for_change(files: list[Path], stamps: list[float]) -> None:
+    """Poll modification times: portable, and cheap for a handful of files."""
+    changed = asyncio.Event()
+    while not changed.is_set():
+        await asyncio.sleep(0.5)
+        if _stamps(files) != stamps:
+            changed.set()
 
 
 def _stamps(files: list[Path]) -> list[float]:

@@ -54,7 +54,9 @@ class FaultKind(StrEnum):
     HTTP_500 = "http_500"
     HTTP_503 = "http_503"
     SLOW = "slow"  # answer after ``delay`` seconds
+    HTTP_404 = "http_404"
     DROP = "drop"  # close the connection without an answer
+    DROP_AFTER = "drop_after"  # do the call, then close the connection without an answer
     TRUNCATE = "truncate"  # /download: announce the whole file, send half, close
     NO_DATA_FOR_TOPIC = "no_data_for_topic"
     EXPIRED_TOKEN = "expired_token"  # noqa: S105 - a fault name, not a secret
@@ -395,6 +397,8 @@ class BimServerEmulator:
             return web.Response(status=500, text="Internal Server Error")
         if fault.kind is FaultKind.HTTP_503:
             return web.Response(status=503, text="Service Unavailable")
+        if fault.kind is FaultKind.HTTP_404:
+            return web.Response(status=404, text="Not Found")
         if fault.kind is FaultKind.DROP:
             assert request.transport is not None
             request.transport.abort()
@@ -461,6 +465,10 @@ class BimServerEmulator:
                 result = await result
         except _UserError as exc:
             return _exception(exc.message, exc.exception_type)
+        if fault is not None and fault.kind is FaultKind.DROP_AFTER:
+            assert request.transport is not None
+            request.transport.abort()
+            raise asyncio.CancelledError
         return {"result": {} if result is None else result}
 
     def _authorise(self, token: str | None, fault: Fault | None) -> Grant:
