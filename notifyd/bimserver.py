@@ -311,8 +311,6 @@ class BimServerClient:
             raise BimServerUnavailable(
                 f"download of long action {action_id} broke off: {_describe_network_error(exc)}"
             ) from exc
-        if size == 0:
-            raise BimServerUnavailable(f"download of long action {action_id} was empty")
         return size
 
     async def _raise_json_error(self, payload: bytes, call: str) -> None:

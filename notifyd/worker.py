@@ -344,7 +344,9 @@ class Worker:
             model = await client.download_revision(
                 n.roid, work_dir / f"revision-{n.roid}.ifc", accepted_schemas=accepted
             )
-            if model.schema not in accepted:
+            # A known IFC schema the service does not take is refused here; a file with no or
+            # an unknown schema goes to the service, whose checks say what is wrong with it.
+            if model.schema in SCHEMA_NAME_OF_IFC and model.schema not in accepted:
                 raise PermanentError(
                     f"revision {n.roid} is {model.schema or 'not IFC'}; service "
                     f"{spec.identifier} accepts {', '.join(sorted(accepted))}"
