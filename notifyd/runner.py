@@ -258,6 +258,7 @@ class ServicePool:
                         _, level, event, fields = message
                         getattr(log, level, log.info)(event, job_id=ticket.job_id, **fields)
                     elif kind == "died":
+                        await asyncio.to_thread(slot.process.join, 2)
                         code = slot.process.exitcode
                         raise ServiceCrashed(
                             f"the service process died (exit code {code}) while running "

@@ -1,0 +1,183 @@
+"""Every fault the emulator can inject ends in a retry that succeeds or a dead job that says
+why, with BIMserver's own message in the job's history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from notifyd.emulator import FaultKind
+from notifyd.records import AttemptOutcome, Dialect, JobStatus
+from tests.ifc_factory import build_model
+from tests.stack import running_stack, wait_for_jobs, wait_for_status
+
+# (fault, target, times, what the failed attempt's error says). A dropped GET is repeated once
+# by aiohttp itself on a fresh connection, so that fault must happen twice to reach notifyd.
+TRANSIENT = [
+    (FaultKind.HTTP_500, "getSerializerByName", 1, "HTTP 500"),
+    (FaultKind.HTTP_503, "addExtendedDataToRevision", 1, "HTTP 503"),
+    (FaultKind.DROP, "uploadFile", 1, "uploadFile"),
+    (FaultKind.DROP, "/download", 2, "download"),
+    (FaultKind.TRUNCATE, "/download", 1, "broke off"),
+    (FaultKind.NO_DATA_FOR_TOPIC, "getProgress", 1, "No data found for topicId"),
+    (FaultKind.SLOW, "getProgress", 1, "timed out"),
+]
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return build_model(tmp_path / "model.ifc")
+
+
+@pytest.mark.parametrize("dialect", [Dialect.BIMSIE1, Dialect.BIMSERVER_15])
+@pytest.mark.parametrize(("kind", "target", "times", "says"), TRANSIENT)
+async def test_transient_fault_is_retried_and_succeeds(
+    tmp_path: Path,
+    model: Path,
+    dialect: Dialect,
+    kind: FaultKind,
+    target: str,
+    times: int,
+    says: str,
+) -> None:
+    async with running_stack(tmp_path, dialect, bimserver_timeout_seconds=0.5) as stack:
+        stack.emulator.inject(kind, target, times=times, delay=2.0)
+        job, roid = await stack.run("test-noop", model)
+        assert job.status is JobStatus.SUCCEEDED, job.last_error
+        history = await stack.storage.attempts(job.id)
+        assert [a.outcome for a in history] == [AttemptOutcome.FAILED, AttemptOutcome.SUCCEEDED]
+        assert says in (history[0].error or "")
+        assert len(stack.emulator.extended_data_of(roid)) == 1
+
+
+async def test_raw_download_missing_falls_back_to_get_download_data(
+    tmp_path: Path, model: Path
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        stack.emulator.inject(FaultKind.HTTP_404, "/download")
+        job, _ = await stack.run("ifc-summary", model)
+        assert job.status is JobStatus.SUCCEEDED, job.last_error
+        assert job.attempts == 1
+        assert stack.emulator.calls_to("getDownloadData")
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "message", "says"),
+    [
+        (FaultKind.EXPIRED_TOKEN, "getSerializerByName", "", "Token expired"),
+        (
+            FaultKind.EXCEPTION,
+            "addExtendedDataToRevision",
+            "No rights to write extended data to revision",
+            "No rights to write extended data",
+        ),
+        (
+            FaultKind.EXCEPTION,
+            "download",
+            "No rights to download revision",
+            "No rights to download revision",
+        ),
+    ],
+)
+async def test_permanent_fault_kills_the_job_at_once(
+    tmp_path: Path, model: Path, kind: FaultKind, target: str, message: str, says: str
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        stack.emulator.inject(kind, target, times=10, message=message)
+        job, _ = await stack.run("test-noop", model)
+        assert job.status is JobStatus.DEAD
+        assert job.attempts == 1
+        assert says in (job.last_error or "")
+        [attempt] = await stack.storage.attempts(job.id)
+        assert attempt.outcome is AttemptOutcome.DEAD
+
+
+async def test_an_expired_token_found_at_download_kills_the_job(
+    tmp_path: Path, model: Path
+) -> None:
+    async with running_stack(tmp_path, Dialect.BIMSIE1) as stack:
+        service = await stack.service("test-noop")
+        poid = stack.emulator.add_project()
+        roid = stack.emulator.add_revision(poid, model)
+        token = await stack.emulator.notify_new_revision(service, roid)
+        stack.emulator.expire_token(token)
+        [job] = await wait_for_jobs(stack.storage, 1)
+        assert job.status is JobStatus.DEAD
+        assert "Token expired" in (job.last_error or "")
+
+
+async def test_persistent_outage_ends_dead_after_max_attempts(
+    tmp_path: Path, model: Path
+) -> None:
+    async with running_stack(tmp_path, max_attempts=3) as stack:
+        stack.emulator.inject(FaultKind.HTTP_503, "getSerializerByName", times=100)
+        job, _ = await stack.run("test-noop", model)
+        assert job.status is JobStatus.DEAD
+        history = await stack.storage.attempts(job.id)
+        assert [a.outcome for a in history] == [
+            AttemptOutcome.FAILED,
+            AttemptOutcome.FAILED,
+            AttemptOutcome.DEAD,
+        ]
+        assert all("HTTP 503" in (a.error or "") for a in history)
+
+
+async def test_extended_data_is_written_once_when_the_answer_is_lost(
+    tmp_path: Path, model: Path
+) -> None:
+    """BIMserver stores the extended data but the connection drops before the answer: the
+    retry finds it on the revision instead of adding it twice."""
+    async with running_stack(tmp_path) as stack:
+        stack.emulator.inject(FaultKind.DROP_AFTER, "addExtendedDataToRevision")
+        job, roid = await stack.run("test-noop", model)
+        assert job.status is JobStatus.SUCCEEDED, job.last_error
+        assert job.attempts == 2
+        assert len(stack.emulator.extended_data_of(roid)) == 1
+        assert len(stack.emulator.calls_to("uploadFile")) == 1
+        assert job.result is not None
+        assert job.result["skipped"] == "already on the revision"
+
+
+@pytest.mark.parametrize(
+    ("service", "status", "says", "attempts"),
+    [
+        ("test-reject", JobStatus.DEAD, "the model has no walls", 1),
+        ("test-boom", JobStatus.DEAD, "ValueError: boom", 1),
+        ("test-timeout", JobStatus.DEAD, "longer than its timeout of 0.5 s", 1),
+        ("test-crash", JobStatus.DEAD, "the service process died (exit code 3)", 2),
+        ("test-retry", JobStatus.SUCCEEDED, None, 2),
+    ],
+)
+async def test_service_outcomes(
+    tmp_path: Path, model: Path, service: str, status: JobStatus, says: str | None, attempts: int
+) -> None:
+    async with running_stack(tmp_path, max_attempts=2) as stack:
+        job, _ = await stack.run(service, model)
+        assert job.status is status, job.last_error
+        assert job.attempts == attempts
+        if says:
+            assert says in (job.last_error or "")
+
+
+async def test_memory_limit_stops_a_greedy_service(tmp_path: Path, model: Path) -> None:
+    async with running_stack(tmp_path, memory_limit_mb=1024) as stack:
+        job, _ = await stack.run("test-memory", model)
+        assert job.status is JobStatus.DEAD
+        assert "out of memory" in (job.last_error or "")
+
+
+async def test_cancelling_a_running_job_stops_its_service(tmp_path: Path, model: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        service = await stack.service("test-slow")
+        poid = stack.emulator.add_project()
+        roid = stack.emulator.add_revision(poid, model)
+        await stack.emulator.notify_new_revision(service, roid)
+        [job] = await wait_for_jobs(stack.storage, 1, final=False)
+        await wait_for_status(stack.storage, job.id, JobStatus.RUNNING)
+        await stack.storage.cancel(job.id)
+        cancelled = await wait_for_status(stack.storage, job.id, JobStatus.CANCELLED, timeout=5)
+        assert cancelled.notification.token is None
+        assert stack.emulator.extended_data_of(roid) == []
+        [topic] = stack.emulator.topics.values()
+        assert topic.states[-1]["state"] == "AS_ERROR"
