@@ -62,6 +62,7 @@ class Daemon:
                     str(self.data_dir),
                 ],
                 env=env,
+                cwd=PROJECT_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -87,6 +88,12 @@ class Daemon:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+
+    def terminate(self, within: float = 30) -> int:
+        """SIGTERM, and wait for a clean exit."""
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(within)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

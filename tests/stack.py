@@ -102,17 +102,37 @@ async def wait_for_status(
 
 @asynccontextmanager
 async def running_stack(
-    tmp_path: Path, dialect: Dialect = Dialect.BIMSERVER_15, **overrides: Any
+    tmp_path: Path,
+    dialect: Dialect = Dialect.BIMSERVER_15,
+    *,
+    emulator: BimServerEmulator | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    async with BimServerEmulator(dialect, data_dir=tmp_path) as emulator:
-        settings = stack_settings(tmp_path / "data", emulator.url, **overrides)
-        app = create_app(settings, load_registry(settings))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            yield Stack(emulator, app, f"http://127.0.0.1:{port}")
-        finally:
-            await runner.cleanup()
+    """notifyd on ``tmp_path/data`` with a worker, and an emulator (a new one unless given:
+    pass the same one to restart notifyd against the same BIMserver)."""
+    if emulator is None:
+        async with (
+            BimServerEmulator(dialect, data_dir=tmp_path) as own,
+            _notifyd(tmp_path, own, overrides) as stack,
+        ):
+            yield stack
+    else:
+        async with _notifyd(tmp_path, emulator, overrides) as stack:
+            yield stack
+
+
+@asynccontextmanager
+async def _notifyd(
+    tmp_path: Path, emulator: BimServerEmulator, overrides: dict[str, Any]
+) -> AsyncIterator[Stack]:
+    settings = stack_settings(tmp_path / "data", emulator.url, **overrides)
+    app = create_app(settings, load_registry(settings))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield Stack(emulator, app, f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()

@@ -56,7 +56,9 @@ async def test_validation_finds_the_three_duplicate_guids(
     tmp_path: Path, ifc_samples: Path
 ) -> None:
     async with running_stack(tmp_path, Dialect.BIMSIE1) as stack:
-        job, roid = await stack.run("ifc-validation", ifc_samples / "broken/real_duplicate_guids.ifc")
+        job, roid = await stack.run(
+            "ifc-validation", ifc_samples / "broken/real_duplicate_guids.ifc"
+        )
         assert job.status is JobStatus.SUCCEEDED
         items = json.loads(stack.emulator.extended_data_of(roid)[0]["data"])["items"]
         duplicates = [i for i in items if i.get("text") == "GlobalId is unique"]

@@ -107,9 +107,7 @@ async def test_an_expired_token_found_at_download_kills_the_job(
         assert "Token expired" in (job.last_error or "")
 
 
-async def test_persistent_outage_ends_dead_after_max_attempts(
-    tmp_path: Path, model: Path
-) -> None:
+async def test_persistent_outage_ends_dead_after_max_attempts(tmp_path: Path, model: Path) -> None:
     async with running_stack(tmp_path, max_attempts=3) as stack:
         stack.emulator.inject(FaultKind.HTTP_503, "getSerializerByName", times=100)
         job, _ = await stack.run("test-noop", model)

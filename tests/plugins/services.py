@@ -19,6 +19,10 @@ class SlowSettings(BaseModel):
     seconds: float = 2.0
 
 
+class BriefSettings(BaseModel):
+    seconds: float = 0.2
+
+
 def noop(ctx: ServiceContext) -> ExtendedData:
     return ExtendedData(
         data=json.dumps({"job": ctx.job_id, "roid": ctx.roid, "attempt": ctx.attempt}).encode(),
@@ -77,6 +81,7 @@ def register_services() -> list[ServiceSpec]:
     return [
         _spec("test-noop", noop),
         _spec("test-slow", slow, SlowSettings),
+        _spec("test-brief", slow, BriefSettings),
         _spec("test-timeout", slow, SlowSettings, timeout_seconds=0.5),
         _spec("test-crash", crash),
         _spec("test-boom", boom),
