@@ -44,8 +44,8 @@ async def test_a_silent_workers_expired_lease_is_reclaimed_and_run(
 async def test_a_dead_local_workers_job_is_reclaimed_at_start_up(
     tmp_path: Path, model: Path
 ) -> None:
-    gone = subprocess.Popen(["true"])
-    gone.wait()
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
     async with BimServerEmulator(data_dir=tmp_path) as emulator:
         async with running_stack(tmp_path, emulator=emulator, run_worker=False) as stack:
             poid = emulator.add_project()
