@@ -59,7 +59,9 @@ async def test_sigkill_while_services_run_loses_nothing_and_writes_nothing_twice
 
             await daemon.start()
             async with asyncio.timeout(60):
-                while (await _statuses(database))[JobStatus.SUCCEEDED] < JOBS:
+                while True:
+                    if (await _statuses(database))[JobStatus.SUCCEEDED] == JOBS:
+                        break
                     await asyncio.sleep(0.1)
         finally:
             daemon.stop()
