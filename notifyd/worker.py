@@ -241,12 +241,14 @@ class Worker:
                 return
 
     async def _complete(self, job: Job, result: dict[str, Any], started: float) -> None:
+        result["timings_ms"]["total"] = round((time.monotonic() - started) * 1000, 2)
+        result["timings_ms"]["since_notification"] = round((time.time() - job.created_at) * 1000, 2)
         try:
             await self.storage.complete(job.id, worker_id=self.worker_id, result=result)
         except InvalidTransition as exc:
             log.warning("job_outcome_not_recorded", error=exc.message)
             return
-        log.info("job_succeeded", seconds=round(time.monotonic() - started, 3), **result)
+        log.info("job_succeeded", **result)
 
     async def _record_failure(self, job: Job, exc: BaseException) -> None:
         message = _failure_message(exc)
@@ -296,9 +298,10 @@ class Worker:
         work_dir = self.config.work_dir / f"job-{job.id}-{job.attempts}"
         work_dir.mkdir(parents=True, exist_ok=True)
         await reporter.start()
+        clock = time.monotonic()
         try:
             model_path, schema, extended_path = await self._inputs(client, job, spec, work_dir)
-            await reporter.report(-1, "running")
+            downloaded = time.monotonic()
             ticket = Ticket(
                 handler=spec.handler_ref,
                 model_path=model_path,
@@ -314,15 +317,20 @@ class Worker:
                 profile=profile.identifier,
                 settings=profile.settings,
             )
-            run_started = time.monotonic()
             output = await self.pool.run(
                 ticket,
                 timeout=spec.timeout_seconds,
                 on_progress=reporter.report,
                 cancelled=cancelled,
             )
-            took_ms = int((time.monotonic() - run_started) * 1000)
+            ran = time.monotonic()
+            took_ms = int((ran - downloaded) * 1000)
             result = await self._write_back(client, job, spec, output, took_ms)
+            result["timings_ms"] = {
+                "download": round((downloaded - clock) * 1000, 2),
+                "service": round((ran - downloaded) * 1000, 2),
+                "write_back": round((time.monotonic() - ran) * 1000, 2),
+            }
         except BaseException as exc:
             await reporter.finish(error=_failure_message(exc))
             raise
@@ -484,7 +492,7 @@ class _ProgressReporter:
         self.interval = interval
         self.topic: int | None = None
         self.started_ms = int(time.time() * 1000)
-        self._last = 0.0
+        self._last = time.monotonic()
 
     async def start(self) -> None:
         n = self.job.notification

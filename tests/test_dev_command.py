@@ -1,0 +1,81 @@
+"""The README's plugin example, copied out of the README, runs end to end through
+`notifyd dev`: emulator, notification, download, the service, extended data."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+from tests.ifc_factory import build_model
+
+pytestmark = pytest.mark.slow
+
+
+def readme_example() -> str:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    [example] = [b for b in blocks if b.startswith("# wall_counter.py")]
+    return example
+
+
+@pytest.mark.parametrize("dialect", ["1.4", "1.5"])
+def test_the_readme_example_runs_through_notifyd_dev(tmp_path: Path, dialect: str) -> None:
+    (tmp_path / "wall_counter.py").write_text(readme_example())
+    model = build_model(tmp_path / "model.ifc", walls=3)
+    out = tmp_path / "result.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "notifyd",
+            "dev",
+            str(model),
+            "--service",
+            "wall-counter",
+            "--module",
+            "wall_counter",
+            "--dialect",
+            dialect,
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FINISHED" in done.stdout
+    assert json.loads(out.read_text())["walls"] == 3
+
+
+def test_dev_reports_a_failing_service(tmp_path: Path) -> None:
+    (tmp_path / "wall_counter.py").write_text(readme_example())
+    model = build_model(tmp_path / "model.ifc", walls=0)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "notifyd",
+            "dev",
+            str(model),
+            "--service",
+            "wall-counter",
+            "--module",
+            "wall_counter",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "dead: the model has no walls" in done.stdout
