@@ -12,7 +12,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +88,49 @@ async def detect_dialect(
     return Dialect.BIMSIE1 if "Bimsie1AuthInterface" in names else Dialect.BIMSERVER_15
 
 
-class DialectCache:
-    """One probe per BIMserver; falls back to the dialect the notification arrived in."""
+@dataclass(slots=True)
+class ServerFacts:
+    """What notifyd learnt about one BIMserver: its dialect, and lookups (serializer and
+    extended data schema ids) that rarely change, kept for ``ttl`` seconds."""
+
+    dialect: Dialect
+    ttl: float = 300.0
+    lookups: dict[str, tuple[float, Any]] = field(default_factory=dict)
+
+    def recall(self, key: str) -> Any:
+        found = self.lookups.get(key)
+        if found is None or time.monotonic() - found[0] > self.ttl:
+            return None
+        return found[1]
+
+    def remember(self, key: str, value: Any) -> None:
+        self.lookups[key] = (time.monotonic(), value)
+
+
+class ServerCache:
+    """One dialect probe per BIMserver; falls back to the dialect the notification came in."""
 
     def __init__(self) -> None:
-        self._known: dict[str, Dialect] = {}
+        self._facts: dict[str, ServerFacts] = {}
         self._lock = asyncio.Lock()
 
-    async def dialect_for(
+    async def facts_for(
         self, session: aiohttp.ClientSession, api_url: str, fallback: Dialect
-    ) -> Dialect:
-        if api_url in self._known:
-            return self._known[api_url]
+    ) -> ServerFacts:
+        if api_url in self._facts:
+            return self._facts[api_url]
         async with self._lock:
-            if api_url not in self._known:
+            if api_url not in self._facts:
                 detected = await detect_dialect(session, api_url)
-                self._known[api_url] = detected or fallback
-                log.info("bimserver_dialect", api_url=api_url, dialect=str(self._known[api_url]))
-            return self._known[api_url]
+                self._facts[api_url] = ServerFacts(detected or fallback)
+                log.info("bimserver_dialect", api_url=api_url, dialect=str(detected or fallback))
+            return self._facts[api_url]
+
+    def forget_lookups(self, api_url: str) -> None:
+        """After a failure, look everything up afresh: a serializer may have been disabled."""
+        facts = self._facts.get(api_url)
+        if facts is not None:
+            facts.lookups.clear()
 
 
 class BimServerClient:
@@ -116,6 +141,7 @@ class BimServerClient:
         *,
         token: str | None,
         dialect: Dialect,
+        facts: ServerFacts | None = None,
         call_timeout: float = 60.0,
         progress_poll: float = 0.05,
         download_timeout: float = 3600.0,
@@ -124,6 +150,7 @@ class BimServerClient:
         self.api_url = api_url.rstrip("/")
         self.token = token
         self.dialect = dialect
+        self.facts = facts or ServerFacts(dialect)
         self.interfaces = INTERFACES[dialect]
         self.call_timeout = call_timeout
         self.progress_poll = progress_poll
@@ -193,6 +220,14 @@ class BimServerClient:
     async def find_ifc_serializer(self, schema: str | None, accepted: set[str]) -> tuple[int, str]:
         """The serializer for the revision's schema, by name first: getSerializerByContentType
         returns the first IFC serializer, which may be the wrong schema."""
+        key = f"serializer:{schema}:{','.join(sorted(accepted))}"
+        known = self.facts.recall(key)
+        if known is None:
+            known = await self._find_ifc_serializer(schema, accepted)
+            self.facts.remember(key, known)
+        return known  # type: ignore[no-any-return]
+
+    async def _find_ifc_serializer(self, schema: str | None, accepted: set[str]) -> tuple[int, str]:
         candidates = [schema] if schema else sorted(accepted)
         for candidate in candidates:
             for name in SERIALIZER_NAMES.get(candidate or "", ()):
@@ -346,6 +381,14 @@ class BimServerClient:
     # -- extended data -------------------------------------------------------------------
 
     async def extended_data_schema_id(self, schema: str, namespace: str | None = None) -> int:
+        key = f"schema:{schema}:{namespace}"
+        known = self.facts.recall(key)
+        if known is None:
+            known = await self._extended_data_schema_id(schema, namespace)
+            self.facts.remember(key, known)
+        return known  # type: ignore[no-any-return]
+
+    async def _extended_data_schema_id(self, schema: str, namespace: str | None) -> int:
         if self.dialect is Dialect.BIMSIE1:
             namespace = namespace or EXTENDED_DATA_NAMESPACES.get(schema)
             if namespace is None:

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from notifyd.bimserver import SCHEMA_NAME_OF_IFC, BimServerClient, DialectCache
+from notifyd.bimserver import SCHEMA_NAME_OF_IFC, BimServerClient, ServerCache
 from notifyd.config import Settings
 from notifyd.errors import (
     BimServerUnavailable,
@@ -117,7 +117,7 @@ class Worker:
         self.config = config
         self.retry_policy = retry_policy or RetryPolicy(rng=random.Random())
         self.worker_id = worker_id or make_worker_id()
-        self.dialects = DialectCache()
+        self.servers = ServerCache()
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -251,6 +251,7 @@ class Worker:
         log.info("job_succeeded", **result)
 
     async def _record_failure(self, job: Job, exc: BaseException) -> None:
+        self.servers.forget_lookups(job.notification.api_url)
         message = _failure_message(exc)
         delay = (
             None if isinstance(exc, JobCancelled) else self.retry_policy.delay(exc, job.attempts)
@@ -286,22 +287,26 @@ class Worker:
             raise PermanentError(f"service {spec.identifier} is declared without a handler")
         if not n.token:
             raise PermanentError("the job holds no BIMserver token")
-        dialect = await self.dialects.dialect_for(self.session, n.api_url, n.dialect)
+        facts = await self.servers.facts_for(self.session, n.api_url, n.dialect)
         client = BimServerClient(
             self.session,
             n.api_url,
             token=n.token,
-            dialect=dialect,
+            dialect=facts.dialect,
+            facts=facts,
             call_timeout=self.config.bimserver_timeout,
         )
         reporter = _ProgressReporter(client, job, spec, self.config.progress_interval)
         work_dir = self.config.work_dir / f"job-{job.id}-{job.attempts}"
         work_dir.mkdir(parents=True, exist_ok=True)
-        await reporter.start()
         clock = time.monotonic()
+        # The progress topic is opened while the download runs: it is a courtesy to the user
+        # and must not add its round trips to every job's latency.
+        starting = asyncio.create_task(reporter.start())
         try:
             model_path, schema, extended_path = await self._inputs(client, job, spec, work_dir)
             downloaded = time.monotonic()
+            await starting
             ticket = Ticket(
                 handler=spec.handler_ref,
                 model_path=model_path,
@@ -332,6 +337,7 @@ class Worker:
                 "write_back": round((time.monotonic() - ran) * 1000, 2),
             }
         except BaseException as exc:
+            await asyncio.gather(starting, return_exceptions=True)
             await reporter.finish(error=_failure_message(exc))
             raise
         else:
@@ -400,15 +406,12 @@ class Worker:
         if not schema:
             raise PermanentError(f"service {spec.identifier} declares no extended data schema")
         steps = dict(job.steps)
-        if steps.get("extended_data_added"):
-            return {"extended_data_file_id": steps["file_id"], "skipped": "already written"}
         schema_id = await client.extended_data_schema_id(schema, spec.extended_data_namespace)
         file_id = steps.get("file_id")
         if file_id is not None:
             existing = await client.extended_data_of_revision(n.roid)
             if existing and any(e.get("fileId") == file_id for e in existing):
                 log.info("extended_data_already_present", file_id=file_id)
-                await self._step(job, "extended_data_added", True)
                 return {"extended_data_file_id": file_id, "skipped": "already on the revision"}
         else:
             file_id = await client.upload_file(
@@ -423,7 +426,8 @@ class Worker:
             size=len(output.data),
             took_ms=took_ms,
         )
-        await self._step(job, "extended_data_added", True)
+        # No step is recorded here: completing the job is the next write, and a crash before
+        # it is caught by the look at the revision above.
         return {"extended_data_file_id": file_id, "schema": schema, "bytes": len(output.data)}
 
     async def _checkin(self, client: BimServerClient, job: Job, output: Revision) -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""End-to-end jobs per second through the BIMserver emulator with a service that does nothing,
+and each job's overhead beyond its download and its write-back.
+
+    python benchmarks/end_to_end_jobs.py [--jobs 2000] [--concurrency 8] [--dialect 1.5]
+
+The emulator runs in this process, notifyd (receiver, worker and its service processes) in a
+subprocess. Jobs/s counts from the first notification sent to the last job recorded as
+succeeded. Per-job timings come from each job's stored result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.daemon import ROOT, start_notifyd, start_workers
+from notifyd.emulator import BimServerEmulator
+from notifyd.records import Dialect
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def run(args: argparse.Namespace) -> None:
+    dialect = Dialect.BIMSIE1 if args.dialect == "1.4" else Dialect.BIMSERVER_15
+    with tempfile.TemporaryDirectory(prefix="notifyd-bench-", dir=ROOT) as tmp:
+        data = Path(tmp)
+        model = data / "model.ifc"
+        model.write_bytes(_small_model())
+        async with BimServerEmulator(dialect, data_dir=data) as emulator:
+            common = {
+                "worker_concurrency": str(args.concurrency),
+                "poll_seconds": "0.05",
+                "log_level": "warning",
+                "allowed_api_urls": emulator.url,
+            }
+            process, url = start_notifyd(
+                data, emulator.url, run_worker=str(args.worker_processes == 0).lower(), **common
+            )
+            workers = start_workers(data, args.worker_processes, **common)
+            try:
+                service = await emulator.add_service(url, "bench-noop")
+                projects = [emulator.add_project() for _ in range(args.projects)]
+                roids = [
+                    emulator.add_revision(projects[i % len(projects)], model)
+                    for i in range(args.jobs)
+                ]
+                started = time.perf_counter()
+                semaphore = asyncio.Semaphore(32)
+
+                async def notify(roid: int) -> None:
+                    async with semaphore:
+                        await emulator.notify_new_revision(service, roid)
+
+                await asyncio.gather(*(notify(r) for r in roids))
+                sent = time.perf_counter()
+                async with aiohttp.ClientSession() as session:
+                    while True:
+                        async with session.get(f"{url}/healthz") as response:
+                            jobs = (await response.json())["jobs"]
+                        if jobs["succeeded"] + jobs["dead"] >= args.jobs:
+                            break
+                        await asyncio.sleep(0.05)
+                finished = time.perf_counter()
+            finally:
+                for child in [process, *workers]:
+                    child.terminate()
+                    child.wait()
+        conn = sqlite3.connect(data / "notifyd.sqlite3")
+        rows = conn.execute("SELECT status, result FROM jobs").fetchall()
+        conn.close()
+    succeeded = [json.loads(r) for s, r in rows if s == "succeeded"]
+    timings = [r["timings_ms"] for r in succeeded]
+    overhead = [t["total"] - t["download"] - t["write_back"] for t in timings]
+    elapsed = finished - started
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}; dialect {args.dialect}, {args.jobs} jobs on "
+        f"{args.projects} projects, worker_concurrency {args.concurrency}, "
+        + (
+            f"{args.worker_processes} `notifyd worker` processes"
+            if args.worker_processes
+            else "the worker inside `notifyd serve`"
+        )
+    )
+    print(
+        f"succeeded {len(succeeded)} of {args.jobs}; notifications sent in {sent - started:.2f} s"
+    )
+    print(f"end-to-end: {args.jobs / elapsed:.0f} jobs/s ({elapsed:.2f} s)")
+    print()
+    print("| per job, ms | p50 | p99 |")
+    print("|---|---|---|")
+    for name, values in (
+        ("total (claim to recorded)", [t["total"] for t in timings]),
+        ("download", [t["download"] for t in timings]),
+        ("service", [t["service"] for t in timings]),
+        ("write-back", [t["write_back"] for t in timings]),
+        ("overhead beyond download and write-back", overhead),
+    ):
+        print(f"| {name} | {statistics.median(values):.2f} | {percentile(values, 99):.2f} |")
+
+
+def _small_model() -> bytes:
+    """A real, small IFC file: the shared 4-walls sample when present, else a built one."""
+    sample = ROOT.parent / "shared/ifc-samples/ifc2x3/4walls1floorSite.ifc"
+    if sample.is_file():
+        return sample.read_bytes()
+    from tests.ifc_factory import build_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return build_model(Path(tmp) / "m.ifc").read_bytes()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--projects", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--dialect", choices=["1.4", "1.5"], default="1.5")
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="run the worker in N separate `notifyd worker` processes instead of in serve",
+    )
+    asyncio.run(run(parser.parse_args()))
