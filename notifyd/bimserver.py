@@ -205,17 +205,27 @@ class BimServerClient:
     # -- revision and serializer ------------------------------------------------------------
 
     async def revision_schema(self, roid: int) -> str | None:
-        """The revision's IFC schema as BIMserver records it (1.5 only), e.g. IFC2X3."""
+        """The revision's IFC schema, e.g. IFC2X3: the revision's own (1.5), else its
+        project's (SProject carries the schema in 1.4 too); None when BIMserver won't say."""
+        revision = await self._optional(self.interfaces.service, "getRevision", roid=roid)
+        schema = (revision or {}).get("schema")
+        if not schema and revision and revision.get("projectId") is not None:
+            project = await self._optional(
+                self.interfaces.service, "getProjectByPoid", poid=int(revision["projectId"])
+            )
+            schema = (project or {}).get("schema")
+        if not schema:
+            return None
+        return "IFC2X3" if str(schema).lower().startswith("ifc2x3") else str(schema).upper()
+
+    async def _optional(self, interface: str, method: str, **parameters: Any) -> Any:
+        """A call whose answer helps but is not needed; a refusal of rights still stops."""
         try:
-            revision = await self.call(self.interfaces.service, "getRevision", roid=roid)
+            return await self.call(interface, method, **parameters)
         except BimServerError as exc:
             if exc.permanent and "rights" in exc.bimserver_message.lower():
                 raise
             return None
-        schema = (revision or {}).get("schema")
-        if not schema:
-            return None
-        return "IFC2X3" if schema.lower().startswith("ifc2x3") else schema.upper()
 
     async def find_ifc_serializer(self, schema: str | None, accepted: set[str]) -> tuple[int, str]:
         """The serializer for the revision's schema, by name first: getSerializerByContentType

@@ -809,7 +809,15 @@ class BimServerEmulator:
         poid = _int(params["poid"], "poid")
         if poid not in self.projects:
             raise _UserError(f"No project found with poid {poid}")
-        return {"__type": "SProject", "oid": poid, "rid": 0, "name": self.projects[poid]}
+        schemas = {r.schema for r in self.revisions.values() if r.poid == poid} or {"IFC2X3"}
+        schema = sorted(schemas)[0]
+        return {
+            "__type": "SProject",
+            "oid": poid,
+            "rid": 0,
+            "name": self.projects[poid],
+            "schema": "ifc2x3tc1" if schema == "IFC2X3" else schema.lower(),
+        }
 
     def _register_topic(self, params: dict[str, Any], _g: Grant) -> int:
         if params["type"] not in ("DOWNLOAD", "UPLOAD", "RUNNING_SERVICE", "BRANCH"):

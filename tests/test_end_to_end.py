@@ -120,3 +120,15 @@ async def test_wrong_schema_for_the_service_is_refused(tmp_path: Path) -> None:
         assert job.status is Status.DEAD
         assert "IFC2X3" in (job.last_error or "")
         assert "accepts IFC4" in (job.last_error or "")
+
+
+async def test_an_ifc4_revision_on_bimserver_1_4_is_downloaded_with_the_ifc4_serializer(
+    tmp_path: Path,
+) -> None:
+    """1.4's SRevision has no schema; the project's does, so the right serializer is used."""
+    model = build_model(tmp_path / "m.ifc", schema="IFC4")
+    async with running_stack(tmp_path, Dialect.BIMSIE1) as stack:
+        job, _ = await stack.run("ifc-summary", model)
+        assert job.status is JobStatus.SUCCEEDED, job.last_error
+        [download] = stack.emulator.calls_to("download")
+        assert download["serializerOid"] == 132  # the emulated 1.4 "Ifc4" serializer
