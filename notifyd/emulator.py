@@ -181,6 +181,7 @@ class BimServerEmulator:
         app.router.add_post("/json", self._handle_json)
         app.router.add_route("*", "/download", self._handle_download)
         app.router.add_post("/upload", self._handle_upload)
+        app.router.add_get("/stream", self._handle_stream)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, port)
@@ -891,6 +892,19 @@ class BimServerEmulator:
             return response
         await response.write_eof()
         return response
+
+    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
+        """The websocket bimserverapi opens after login: welcome, token, endpoint id."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"welcome": {"version": "emulated"}})
+        async for message in socket:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            document = orjson.loads(message.data)
+            if "token" in document:
+                await socket.send_json({"endpointid": next(self.ids)})
+        return socket
 
     async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
         fault = self._take_fault("/upload")
