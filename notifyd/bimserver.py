@@ -230,12 +230,17 @@ class BimServerClient:
     async def find_ifc_serializer(self, schema: str | None, accepted: set[str]) -> tuple[int, str]:
         """The serializer for the revision's schema, by name first: getSerializerByContentType
         returns the first IFC serializer, which may be the wrong schema."""
-        key = f"serializer:{schema}:{','.join(sorted(accepted))}"
+        return await self._remembered(
+            f"serializer:{schema}:{','.join(sorted(accepted))}",
+            lambda: self._find_ifc_serializer(schema, accepted),
+        )
+
+    async def _remembered(self, key: str, look_up: Callable[[], Awaitable[Any]]) -> Any:
         known = self.facts.recall(key)
         if known is None:
-            known = await self._find_ifc_serializer(schema, accepted)
+            known = await look_up()
             self.facts.remember(key, known)
-        return known  # type: ignore[no-any-return]
+        return known
 
     async def _find_ifc_serializer(self, schema: str | None, accepted: set[str]) -> tuple[int, str]:
         candidates = [schema] if schema else sorted(accepted)
@@ -391,12 +396,10 @@ class BimServerClient:
     # -- extended data -------------------------------------------------------------------
 
     async def extended_data_schema_id(self, schema: str, namespace: str | None = None) -> int:
-        key = f"schema:{schema}:{namespace}"
-        known = self.facts.recall(key)
-        if known is None:
-            known = await self._extended_data_schema_id(schema, namespace)
-            self.facts.remember(key, known)
-        return known  # type: ignore[no-any-return]
+        return await self._remembered(  # type: ignore[no-any-return]
+            f"schema:{schema}:{namespace}",
+            lambda: self._extended_data_schema_id(schema, namespace),
+        )
 
     async def _extended_data_schema_id(self, schema: str, namespace: str | None) -> int:
         if self.dialect is Dialect.BIMSIE1:

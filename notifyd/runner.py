@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
 import resource
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -36,24 +36,12 @@ from notifyd.services import ExtendedData, Revision, ServiceContext, ServiceOutp
 log = structlog.get_logger("notifyd.runner")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class Ticket:
     """What a child needs to run one service call; everything in it pickles."""
 
     handler: str
-    model_path: Path | None
-    schema: str | None
-    extended_data_path: Path | None
-    work_dir: Path
-    poid: int
-    roid: int | None
-    soid: int
-    job_id: int
-    attempt: int
-    service: str
-    profile: str
-    settings: Any
-    extra: dict[str, Any] = field(default_factory=dict)
+    context: ServiceContext
 
 
 ProgressCallback = Callable[[int, str], Awaitable[None]]
@@ -100,22 +88,7 @@ def _run_ticket(
 
     try:
         handler = import_handler(ticket.handler)
-        context = ServiceContext(
-            model_path=ticket.model_path,
-            schema=ticket.schema,
-            extended_data_path=ticket.extended_data_path,
-            work_dir=ticket.work_dir,
-            poid=ticket.poid,
-            roid=ticket.roid,
-            soid=ticket.soid,
-            job_id=ticket.job_id,
-            attempt=ticket.attempt,
-            service=ticket.service,
-            profile=ticket.profile,
-            settings=ticket.settings,
-            log=_ChildLog(conn),
-            progress=progress,
-        )
+        context = dataclasses.replace(ticket.context, log=_ChildLog(conn), progress=progress)
         output = handler(context)
     except InvalidModel as exc:
         return "invalid_model", str(exc), None
@@ -249,26 +222,26 @@ class ServicePool:
                     done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                     if get not in done:
                         get.cancel()
-                        raise JobCancelled(f"job {ticket.job_id} was cancelled")
+                        raise JobCancelled(f"job {ticket.context.job_id} was cancelled")
                     message = get.result()
                     kind = message[0]
                     if kind == "progress":
                         await on_progress(message[1], message[2])
                     elif kind == "log":
                         _, level, event, fields = message
-                        getattr(log, level, log.info)(event, job_id=ticket.job_id, **fields)
+                        getattr(log, level, log.info)(event, job_id=ticket.context.job_id, **fields)
                     elif kind == "died":
                         await asyncio.to_thread(slot.process.join, 2)
                         code = slot.process.exitcode
                         raise ServiceCrashed(
                             f"the service process died (exit code {code}) while running "
-                            f"{ticket.service}"
+                            f"{ticket.context.service}"
                         )
                     elif kind == "result":
                         return _outcome(message[1], message[2], message[3], ticket)
         except TimeoutError:
             raise ServiceTimeout(
-                f"service {ticket.service} ran longer than its timeout of {timeout:g} s"
+                f"service {ticket.context.service} ran longer than its timeout of {timeout:g} s"
             ) from None
         finally:
             if cancel_wait is not None:
@@ -285,10 +258,15 @@ def _outcome(kind: str, value: Any, detail: Any, ticket: Ticket) -> ServiceOutpu
     if kind == "retry":
         raise Retry(value, delay=detail)
     if kind == "memory":
-        raise ServiceFailed(f"service {ticket.service}: {value}")
+        raise ServiceFailed(f"service {ticket.context.service}: {value}")
     if detail:
-        log.error("service_raised", job_id=ticket.job_id, service=ticket.service, traceback=detail)
-    raise ServiceFailed(f"service {ticket.service} raised {value}")
+        log.error(
+            "service_raised",
+            job_id=ticket.context.job_id,
+            service=ticket.context.service,
+            traceback=detail,
+        )
+    raise ServiceFailed(f"service {ticket.context.service} raised {value}")
 
 
 def default_pool_size() -> int:

@@ -59,6 +59,19 @@ class ServiceLog(Protocol):
     def error(self, event: str, **fields: Any) -> None: ...
 
 
+class _NullLog:
+    """Where a context's log lines go until a worker process connects them to the daemon."""
+
+    def info(self, event: str, **fields: Any) -> None:
+        pass
+
+    warning = error = info
+
+
+def _no_progress(percent: int, message: str = "") -> None:
+    """Where progress goes until a worker process connects it to the daemon."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceContext:
     """Everything a service function gets: the model on disk, the ids, the profile's settings,
@@ -76,8 +89,8 @@ class ServiceContext:
     service: str
     profile: str
     settings: Any  # the profile's settings, an instance of the service's settings model
-    log: ServiceLog
-    progress: Callable[[int, str], None]  # percent 0-100 (or -1 when unknown), message
+    log: ServiceLog = field(default_factory=_NullLog)
+    progress: Callable[[int, str], None] = _no_progress  # percent 0-100 (-1: unknown), message
 
 
 ServiceHandler = Callable[[ServiceContext], ServiceOutput]

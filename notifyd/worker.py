@@ -38,7 +38,14 @@ from notifyd.errors import (
 from notifyd.records import Job, JobStatus, NotificationKind
 from notifyd.retry import RetryPolicy
 from notifyd.runner import ServicePool, Ticket
-from notifyd.services import ExtendedData, Registry, Revision, ServiceOutput, ServiceSpec
+from notifyd.services import (
+    ExtendedData,
+    Registry,
+    Revision,
+    ServiceContext,
+    ServiceOutput,
+    ServiceSpec,
+)
 from notifyd.storage.base import Storage
 
 log = structlog.get_logger("notifyd.worker")
@@ -307,8 +314,7 @@ class Worker:
             model_path, schema, extended_path = await self._inputs(client, job, spec, work_dir)
             downloaded = time.monotonic()
             await starting
-            ticket = Ticket(
-                handler=spec.handler_ref,
+            context = ServiceContext(
                 model_path=model_path,
                 schema=schema,
                 extended_data_path=extended_path,
@@ -322,6 +328,7 @@ class Worker:
                 profile=profile.identifier,
                 settings=profile.settings,
             )
+            ticket = Ticket(spec.handler_ref, context)
             output = await self.pool.run(
                 ticket,
                 timeout=spec.timeout_seconds,

@@ -51,6 +51,8 @@ def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> N
         ('log_format = "xml"\n', {}, "log_format"),
         ("port = [\n", {}, "is not valid TOML"),
         ('secret_path = "a/b"\n', {}, "single path segment"),
+        ("heartbeat_seconds = 90\n", {}, "must be shorter than lease_seconds (60.0)"),
+        ("", {"NOTIFYD_RUN_WORKER": "perhaps"}, "run_worker (from NOTIFYD_RUN_WORKER)"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, text: str, environ: dict, expected: str) -> None:
