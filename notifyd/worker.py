@@ -143,30 +143,40 @@ class Worker:
         await self.reclaim()
         last_reclaim = time.monotonic()
         while not self._stopping.is_set():
-            free = self.config.concurrency - len(self._running)
-            claimed: list[Job] = []
-            if free > 0:
-                claimed = await self.storage.claim(
-                    worker_id=self.worker_id,
-                    lease_seconds=self.config.lease_seconds,
-                    limit=free,
-                    one_per_project=self.config.one_job_per_project,
-                )
-                for job in claimed:
-                    task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
-                    self._running[job.id] = task
-                    task.add_done_callback(lambda _t, job_id=job.id: self._finished(job_id))
-            if time.monotonic() - last_reclaim > self.config.reclaim_seconds:
-                await self.reclaim()
-                last_reclaim = time.monotonic()
-            if until_empty and not self._running and not claimed:
-                counts = await self.storage.counts()
-                if counts[JobStatus.QUEUED] == 0 and counts[JobStatus.RUNNING] == 0:
-                    break
+            try:
+                claimed = await self._claim_and_start()
+                if time.monotonic() - last_reclaim > self.config.reclaim_seconds:
+                    await self.reclaim()
+                    last_reclaim = time.monotonic()
+                if until_empty and not self._running and not claimed:
+                    counts = await self.storage.counts()
+                    if counts[JobStatus.QUEUED] == 0 and counts[JobStatus.RUNNING] == 0:
+                        break
+            except Exception:
+                # A database that is locked too long or a full disk must not end the worker
+                # silently: say so, wait, and try again.
+                log.exception("worker_loop_failed")
+                claimed = []
             if claimed and len(self._running) < self.config.concurrency:
                 continue  # there may be more due jobs
             await self._sleep()
         await self._drain()
+
+    async def _claim_and_start(self) -> list[Job]:
+        free = self.config.concurrency - len(self._running)
+        if free <= 0:
+            return []
+        claimed = await self.storage.claim(
+            worker_id=self.worker_id,
+            lease_seconds=self.config.lease_seconds,
+            limit=free,
+            one_per_project=self.config.one_job_per_project,
+        )
+        for job in claimed:
+            task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
+            self._running[job.id] = task
+            task.add_done_callback(lambda _t, job_id=job.id: self._finished(job_id))
+        return claimed
 
     def _finished(self, job_id: int) -> None:
         self._running.pop(job_id, None)

@@ -116,3 +116,24 @@ async def test_sigterm_drains_the_daemon_and_nothing_is_lost(tmp_path: Path, mod
             assert job.notification.token is not None  # kept for the next attempt
             [attempt] = await storage.attempts(job.id)
             assert attempt.outcome is AttemptOutcome.RELEASED
+
+
+async def test_the_worker_outlives_a_failing_database_call(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notifyd.errors import StorageError
+
+    async with running_stack(tmp_path) as stack:
+        real_claim = stack.storage.claim
+        failures = []
+
+        async def claim(**kw: object) -> object:
+            if not failures:
+                failures.append(1)
+                raise StorageError("the job database could not commit: database is locked")
+            return await real_claim(**kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(stack.storage, "claim", claim)
+        job, _ = await stack.run("test-noop", model)
+        assert failures
+        assert job.status is JobStatus.SUCCEEDED
