@@ -219,12 +219,15 @@ class BimServerClient:
         return "IFC2X3" if str(schema).lower().startswith("ifc2x3") else str(schema).upper()
 
     async def _optional(self, interface: str, method: str, **parameters: Any) -> Any:
-        """A call whose answer helps but is not needed; a refusal of rights still stops."""
+        """A call whose answer helps but is not needed, on a BIMserver that may not have the
+        method: None when it says no. A refused token or right, or a passing failure, still
+        counts."""
         try:
             return await self.call(interface, method, **parameters)
         except BimServerError as exc:
-            if exc.permanent and "rights" in exc.bimserver_message.lower():
+            if exc.refuses_access or not exc.permanent:
                 raise
+            log.info("optional_call_refused", call=exc.call, error=exc.bimserver_message)
             return None
 
     async def find_ifc_serializer(self, schema: str | None, accepted: set[str]) -> tuple[int, str]:
@@ -246,7 +249,7 @@ class BimServerClient:
         candidates = [schema] if schema else sorted(accepted)
         for candidate in candidates:
             for name in SERIALIZER_NAMES.get(candidate or "", ()):
-                found = await self.call(
+                found = await self._optional(
                     self.interfaces.service, "getSerializerByName", serializerName=name
                 )
                 if found and found.get("oid") is not None:
@@ -402,16 +405,20 @@ class BimServerClient:
         )
 
     async def _extended_data_schema_id(self, schema: str, namespace: str | None) -> int:
+        found = None
         if self.dialect is Dialect.BIMSIE1:
             namespace = namespace or EXTENDED_DATA_NAMESPACES.get(schema)
-            if namespace is None:
-                raise PermanentError(
-                    f"no BIMserver 1.4 namespace is known for extended data schema {schema}; "
-                    "set extended_data_namespace on the service"
+            if namespace is not None:
+                found = await self._optional(
+                    self.interfaces.service, "getExtendedDataSchemaByNamespace", namespace=namespace
                 )
-            found = await self.call(
-                self.interfaces.service, "getExtendedDataSchemaByNamespace", namespace=namespace
-            )
+            if not found:
+                # Namespaces were never standardised in 1.4: look for the name among them all.
+                every = await self._optional("ServiceInterface", "getAllExtendedDataSchemas")
+                found = next(
+                    (e for e in every or [] if str(e.get("name", "")).upper() == schema.upper()),
+                    None,
+                )
         else:
             found = await self.call(
                 self.interfaces.service, "getExtendedDataSchemaByName", name=schema
@@ -420,6 +427,7 @@ class BimServerClient:
             raise PermanentError(
                 f"BIMserver at {self.api_url} has no extended data schema {schema}"
                 + (f" (namespace {namespace})" if namespace else "")
+                + "; add it on the BIMserver, or set extended_data_namespace on the service"
             )
         return int(found["oid"])
 

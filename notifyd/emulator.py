@@ -517,6 +517,7 @@ class BimServerEmulator:
                 True,
             ),
             (service, "getRevision"): (("roid",), self._get_revision, True),
+            ("ServiceInterface", "getAllExtendedDataSchemas"): ((), self._all_schemas, True),
             (service, "getProjectByPoid"): (("poid",), self._get_project, True),
             (service, "getAllExtendedDataOfRevision"): (
                 ("roid",),
@@ -710,6 +711,14 @@ class BimServerEmulator:
                     schema["contentType"] = "application/json"
                 return schema
         return None
+
+    def _all_schemas(self, _params: dict[str, Any], _g: Grant) -> list[dict[str, Any]]:
+        schemas = []
+        for oid in EXTENDED_DATA_SCHEMAS:
+            found = self._schema(lambda name, _ns, oid=oid: EXTENDED_DATA_SCHEMAS[oid][0] == name)
+            if found is not None:
+                schemas.append(found)
+        return schemas
 
     def _schema_by_name(self, params: dict[str, Any], _g: Grant) -> dict[str, Any] | None:
         return self._schema(lambda name, _ns: name == params["name"])

@@ -110,6 +110,7 @@ class BimServerError(JobFailure):
         "interface",
     )
     TRANSIENT_MARKERS = ("no data found for topicid", "busy", "timeout", "try again")
+    ACCESS_MARKERS = ("no rights", "token", "not authenticated", "authentication")
 
     def __init__(self, message: str, *, exception_type: str = "UserException", call: str = ""):
         super().__init__(f"BIMserver {exception_type} in {call}: {message}" if call else message)
@@ -117,6 +118,7 @@ class BimServerError(JobFailure):
         self.exception_type = exception_type
         self.call = call
         lowered = message.lower()
+        self.refuses_access = any(marker in lowered for marker in self.ACCESS_MARKERS)
         if (
             any(marker in lowered for marker in self.TRANSIENT_MARKERS)
             or exception_type == "ServerException"

@@ -179,3 +179,45 @@ async def test_cancelling_a_running_job_stops_its_service(tmp_path: Path, model:
         assert stack.emulator.extended_data_of(roid) == []
         [topic] = stack.emulator.topics.values()
         assert topic.states[-1]["state"] == "AS_ERROR"
+
+
+async def test_a_bimserver_without_get_serializer_by_name_gets_the_content_type_lookup(
+    tmp_path: Path, model: Path
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        stack.emulator.inject(
+            FaultKind.EXCEPTION,
+            "getSerializerByName",
+            times=100,
+            message="Method ServiceInterface.getSerializerByName not found",
+        )
+        job, _ = await stack.run("ifc-summary", model)
+        assert job.status is JobStatus.SUCCEEDED, job.last_error
+        assert stack.emulator.calls_to("getSerializerByContentType")
+
+
+async def test_bimserver_1_4_schema_with_an_unknown_namespace_is_found_by_name(
+    tmp_path: Path, model: Path
+) -> None:
+    async with running_stack(tmp_path, Dialect.BIMSIE1) as stack:
+        job, roid = await stack.run("test-odd-namespace", model)
+        assert job.status is JobStatus.SUCCEEDED, job.last_error
+        assert stack.emulator.calls_to("getAllExtendedDataSchemas")
+        [written] = stack.emulator.extended_data_of(roid)
+        assert written["schema"] == "UNSTRUCTURED_UTF8_TEXT_1_0"
+
+
+async def test_a_missing_extended_data_schema_is_named(tmp_path: Path, model: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        stack.emulator.inject(FaultKind.EXCEPTION, "getExtendedDataSchemaByName", times=0)
+        from notifyd.emulator import EXTENDED_DATA_SCHEMAS
+
+        saved = dict(EXTENDED_DATA_SCHEMAS)
+        EXTENDED_DATA_SCHEMAS.pop(851971)  # UNSTRUCTURED_UTF8_TEXT_1_0
+        try:
+            job, _ = await stack.run("test-noop", model)
+        finally:
+            EXTENDED_DATA_SCHEMAS.clear()
+            EXTENDED_DATA_SCHEMAS.update(saved)
+        assert job.status is JobStatus.DEAD
+        assert "has no extended data schema UNSTRUCTURED_UTF8_TEXT_1_0" in (job.last_error or "")

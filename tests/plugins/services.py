@@ -89,4 +89,5 @@ def register_services() -> list[ServiceSpec]:
         _spec("test-retry", retry_once),
         _spec("test-memory", hog_memory),
         _spec("test-ifc4-only", noop, inputs=("IFC_STEP_4",)),
+        _spec("test-odd-namespace", noop, extended_data_namespace="http://example.test/odd"),
     ]
