@@ -466,14 +466,15 @@ class BimServerClient:
 
     async def extended_data_of_revision(self, roid: int) -> list[dict[str, Any]] | None:
         """The revision's extended data, or None when this BIMserver cannot list it."""
-        try:
-            found = await self.call(
-                self.interfaces.service, "getAllExtendedDataOfRevision", roid=roid
-            )
-        except BimServerError as exc:
-            log.info("extended_data_list_unavailable", error=exc.bimserver_message)
-            return None
-        return list(found or [])
+        found = await self._optional(
+            self.interfaces.service, "getAllExtendedDataOfRevision", roid=roid
+        )
+        return None if found is None else list(found)
+
+    async def revisions_of_project(self, poid: int) -> list[dict[str, Any]] | None:
+        """The project's revisions, or None when this BIMserver cannot list them."""
+        found = await self._optional(self.interfaces.service, "getAllRevisionsOfProject", poid=poid)
+        return None if found is None else list(found)
 
     async def extended_data_file(self, edid: int, dest: Path) -> Path:
         """Fetch the extended data that triggered a job into ``dest``."""

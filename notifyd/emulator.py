@@ -519,6 +519,7 @@ class BimServerEmulator:
             (service, "getRevision"): (("roid",), self._get_revision, True),
             ("ServiceInterface", "getAllExtendedDataSchemas"): ((), self._all_schemas, True),
             (service, "getProjectByPoid"): (("poid",), self._get_project, True),
+            (service, "getAllRevisionsOfProject"): (("poid",), self._revisions_of_project, True),
             (service, "getAllExtendedDataOfRevision"): (
                 ("roid",),
                 self._extended_data_of_revision,
@@ -815,6 +816,16 @@ class BimServerEmulator:
             )
         return answer
 
+    def _revisions_of_project(self, params: dict[str, Any], grant: Grant) -> list[dict[str, Any]]:
+        poid = _int(params["poid"], "poid")
+        if poid not in self.projects:
+            raise _UserError(f"No project found with poid {poid}")
+        return [
+            self._get_revision({"roid": r.roid}, grant)
+            for r in self.revisions.values()
+            if r.poid == poid
+        ]
+
     def _get_project(self, params: dict[str, Any], _g: Grant) -> dict[str, Any]:
         poid = _int(params["poid"], "poid")
         if poid not in self.projects:
@@ -963,6 +974,10 @@ class BimServerEmulator:
                 "bytes": len(data),
             }
         )
+        if fault is not None and fault.kind is FaultKind.DROP_AFTER:
+            assert request.transport is not None
+            request.transport.abort()
+            raise asyncio.CancelledError
         if self.dialect is Dialect.BIMSIE1:
             return _json({"checkinid": next(self.ids)})
         return _json(

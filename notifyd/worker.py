@@ -448,10 +448,22 @@ class Worker:
         return {"extended_data_file_id": file_id, "schema": schema, "bytes": len(output.data)}
 
     async def _checkin(self, client: BimServerClient, job: Job, output: Revision) -> dict[str, Any]:
+        """Effectively once: the comment carries the job id, and a job that may have checked in
+        before (the step was recorded as started) first looks for that comment."""
         if job.steps.get("checked_in"):
             return {"checkin": job.steps["checked_in"], "skipped": "already checked in"}
-        comment = f"{output.comment} (notifyd job {job.id})"
-        answer = await client.checkin(job.notification.poid, output.path, comment=comment)
+        marker = f"(notifyd job {job.id})"
+        comment = f"{output.comment} {marker}"
+        poid = job.notification.poid
+        if job.steps.get("checkin_started"):
+            revisions = await client.revisions_of_project(poid)
+            done = next((r for r in revisions or [] if marker in str(r.get("comment"))), None)
+            if done is not None:
+                log.info("revision_already_checked_in", roid=done.get("oid"))
+                return {"checkin": {"roid": done.get("oid")}, "skipped": "already checked in"}
+        else:
+            await self._step(job, "checkin_started", True)
+        answer = await client.checkin(poid, output.path, comment=comment)
         summary = {k: answer[k] for k in ("roid", "checkinid", "topicId") if k in answer}
         await self._step(job, "checked_in", summary or True)
         return {"checkin": summary or True, "comment": comment}

@@ -221,3 +221,18 @@ async def test_a_missing_extended_data_schema_is_named(tmp_path: Path, model: Pa
             EXTENDED_DATA_SCHEMAS.update(saved)
         assert job.status is JobStatus.DEAD
         assert "has no extended data schema UNSTRUCTURED_UTF8_TEXT_1_0" in (job.last_error or "")
+
+
+async def test_a_revision_is_checked_in_once_when_the_answer_is_lost(
+    tmp_path: Path, model: Path
+) -> None:
+    """The upload goes through but the answer never arrives: the retry finds the revision by
+    the job id in its comment instead of checking it in twice."""
+    async with running_stack(tmp_path) as stack:
+        stack.emulator.inject(FaultKind.DROP_AFTER, "/upload")
+        job, _ = await stack.run("ifc-property-stamp", model)
+        assert job.status is JobStatus.SUCCEEDED, job.last_error
+        assert job.attempts == 2
+        assert len(stack.emulator.checkins) == 1
+        assert job.result is not None
+        assert job.result["skipped"] == "already checked in"
