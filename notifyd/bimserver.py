@@ -266,11 +266,17 @@ class BimServerClient:
         roid: int,
         dest: Path,
         *,
+        poid: int,
         accepted_schemas: set[str],
         on_progress: Callable[[int], Awaitable[None]] | None = None,
     ) -> DownloadedModel:
         """Prepare the revision as IFC on BIMserver and stream it to ``dest``."""
-        schema = await self.revision_schema(roid)
+        # A BIMserver project has one schema for all its revisions, so it is asked once.
+        schema = self.facts.recall(f"project-schema:{poid}")
+        if schema is None:
+            schema = await self.revision_schema(roid)
+            if schema is not None:
+                self.facts.remember(f"project-schema:{poid}", schema)
         serializer_oid, serializer_name = await self.find_ifc_serializer(schema, accepted_schemas)
         if self.dialect is Dialect.BIMSIE1:
             action = await self.call(

@@ -373,7 +373,10 @@ class Worker:
         if n.roid is not None and spec.read_revision:
             accepted = {ifc for ifc, name in SCHEMA_NAME_OF_IFC.items() if name in spec.inputs}
             model = await client.download_revision(
-                n.roid, work_dir / f"revision-{n.roid}.ifc", accepted_schemas=accepted
+                n.roid,
+                work_dir / f"revision-{n.roid}.ifc",
+                poid=n.poid,
+                accepted_schemas=accepted,
             )
             # A known IFC schema the service does not take is refused here; a file with no or
             # an unknown schema goes to the service, whose checks say what is wrong with it.
