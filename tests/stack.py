@@ -65,16 +65,27 @@ class Stack:
     async def service(self, identifier: str, profile: str = "default") -> RegisteredService:
         return await self.emulator.add_service(self.url, identifier, profile)
 
-    async def run(
-        self, identifier: str, ifc_path: Path, profile: str = "default", timeout: float = 60
-    ) -> tuple[Job, int]:
-        """Add the service, check the file in, notify, and wait for the job to end."""
+    async def notify(self, identifier: str, ifc_path: Path, profile: str = "default") -> int:
+        """Add the service, check the file in as a new project's revision, and notify."""
         service = await self.service(identifier, profile)
         poid = self.emulator.add_project()
         roid = self.emulator.add_revision(poid, ifc_path)
         await self.emulator.notify_new_revision(service, roid)
+        return roid
+
+    async def run(
+        self, identifier: str, ifc_path: Path, profile: str = "default", timeout: float = 60
+    ) -> tuple[Job, int]:
+        """Notify, and wait for the (only) job to end."""
+        roid = await self.notify(identifier, ifc_path, profile)
         [job] = await wait_for_jobs(self.storage, 1, timeout=timeout)
         return job, roid
+
+    async def running_job(self, identifier: str, ifc_path: Path) -> tuple[Job, int]:
+        """Notify, and wait until the (only) job's service is running."""
+        roid = await self.notify(identifier, ifc_path)
+        [job] = await wait_for_jobs(self.storage, 1, final=False)
+        return await wait_for_status(self.storage, job.id, JobStatus.RUNNING), roid
 
 
 async def wait_for_jobs(

@@ -24,58 +24,31 @@ def readme_example() -> str:
     return example
 
 
-@pytest.mark.parametrize("dialect", ["1.4", "1.5"])
-def test_the_readme_example_runs_through_notifyd_dev(tmp_path: Path, dialect: str) -> None:
-    (tmp_path / "wall_counter.py").write_text(readme_example())
-    model = build_model(tmp_path / "model.ifc", walls=3)
-    out = tmp_path / "result.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "notifyd",
-            "dev",
-            str(model),
-            "--service",
-            "wall-counter",
-            "--module",
-            "wall_counter",
-            "--dialect",
-            dialect,
-            "--out",
-            str(out),
-        ],
-        cwd=tmp_path,
+def run_dev(folder: Path, model: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`notifyd dev` on the README's example, run from the folder that holds it."""
+    (folder / "wall_counter.py").write_text(readme_example())
+    command = ["dev", str(model), "--service", "wall-counter", "--module", "wall_counter"]
+    return subprocess.run(
+        [sys.executable, "-m", "notifyd", *command, *options],
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+@pytest.mark.parametrize("dialect", ["1.4", "1.5"])
+def test_the_readme_example_runs_through_notifyd_dev(tmp_path: Path, dialect: str) -> None:
+    model = build_model(tmp_path / "model.ifc", walls=3)
+    out = tmp_path / "result.json"
+    done = run_dev(tmp_path, model, "--dialect", dialect, "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FINISHED" in done.stdout
     assert json.loads(out.read_text())["walls"] == 3
 
 
 def test_dev_reports_a_failing_service(tmp_path: Path) -> None:
-    (tmp_path / "wall_counter.py").write_text(readme_example())
-    model = build_model(tmp_path / "model.ifc", walls=0)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "notifyd",
-            "dev",
-            str(model),
-            "--service",
-            "wall-counter",
-            "--module",
-            "wall_counter",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_dev(tmp_path, build_model(tmp_path / "model.ifc", walls=0))
     assert done.returncode == 1
     assert "dead: the model has no walls" in done.stdout

@@ -167,12 +167,7 @@ async def test_memory_limit_stops_a_greedy_service(tmp_path: Path, model: Path) 
 
 async def test_cancelling_a_running_job_stops_its_service(tmp_path: Path, model: Path) -> None:
     async with running_stack(tmp_path) as stack:
-        service = await stack.service("test-slow")
-        poid = stack.emulator.add_project()
-        roid = stack.emulator.add_revision(poid, model)
-        await stack.emulator.notify_new_revision(service, roid)
-        [job] = await wait_for_jobs(stack.storage, 1, final=False)
-        await wait_for_status(stack.storage, job.id, JobStatus.RUNNING)
+        job, roid = await stack.running_job("test-slow", model)
         await stack.storage.cancel(job.id)
         cancelled = await wait_for_status(stack.storage, job.id, JobStatus.CANCELLED, timeout=5)
         assert cancelled.notification.token is None

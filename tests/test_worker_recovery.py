@@ -13,7 +13,7 @@ from notifyd.storage.sqlite import SqliteStorage
 from notifyd.worker import HOSTNAME
 from tests.daemon import Daemon
 from tests.ifc_factory import build_model
-from tests.stack import running_stack, wait_for_jobs, wait_for_status
+from tests.stack import running_stack, wait_for_status
 
 pytestmark = pytest.mark.slow
 
@@ -63,11 +63,7 @@ async def test_stopping_the_worker_releases_a_running_job_after_the_grace(
     tmp_path: Path, model: Path
 ) -> None:
     async with running_stack(tmp_path, drain_seconds=0.3) as stack:
-        poid = stack.emulator.add_project()
-        roid = stack.emulator.add_revision(poid, model)
-        await stack.emulator.notify_new_revision(await stack.service("test-slow"), roid)
-        [job] = await wait_for_jobs(stack.storage, 1, final=False)
-        await wait_for_status(stack.storage, job.id, JobStatus.RUNNING)
+        job, _ = await stack.running_job("test-slow", model)
         await stack.worker.stop()
         released = await wait_for_status(stack.storage, job.id, JobStatus.QUEUED, timeout=10)
         assert released.max_attempts == 6  # the interrupted attempt is not counted
@@ -79,11 +75,7 @@ async def test_stopping_the_worker_lets_a_job_finish_within_the_grace(
     tmp_path: Path, model: Path
 ) -> None:
     async with running_stack(tmp_path, drain_seconds=10) as stack:
-        poid = stack.emulator.add_project()
-        roid = stack.emulator.add_revision(poid, model)
-        await stack.emulator.notify_new_revision(await stack.service("test-slow"), roid)
-        [job] = await wait_for_jobs(stack.storage, 1, final=False)
-        await wait_for_status(stack.storage, job.id, JobStatus.RUNNING)
+        job, _ = await stack.running_job("test-slow", model)
         await stack.worker.stop()
         await wait_for_status(stack.storage, job.id, JobStatus.SUCCEEDED, timeout=15)
 
