@@ -36,11 +36,14 @@ def _json_response(body: Any, status: int = 200) -> web.Response:
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes, refusing early when Content-Length already says more."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(
-            f"the request body has {request.content_length} bytes; the limit is {limit} "
-            "(setting max_body_bytes)"
-        )
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise BodyTooLarge(
+                f"the request body has {length} bytes; the limit is {limit} "
+                "(setting max_body_bytes)"
+            )
+        return await request.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_any():
