@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import sqlite_utils
+import structlog
 from sqlite_utils.migrations import Migrations
 
 from notifyd.errors import InvalidTransition, JobNotFound, StorageError
@@ -38,8 +39,10 @@ T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
 
 MAX_BATCH = 256
+CHECKPOINT_SECONDS = 1.0
 
 migrations = Migrations("notifyd")
+log = structlog.get_logger("notifyd.storage")
 
 
 @migrations()
@@ -109,6 +112,9 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Checkpoints run in their own thread (SqliteStorage._checkpoint_loop), never inside a
+    # commit that callers are waiting for.
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
     return conn
 
 
@@ -123,6 +129,8 @@ class SqliteStorage:
         self._writer: threading.Thread | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self._checkpointer: threading.Thread | None = None
+        self._closing = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -144,8 +152,16 @@ class SqliteStorage:
         self._writer = threading.Thread(target=self._write_loop, name="notifyd-sqlite-writer")
         self._writer.daemon = True
         self._writer.start()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="notifyd-sqlite-checkpointer", daemon=True
+        )
+        self._checkpointer.start()
 
     async def close(self) -> None:
+        self._closing.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         if self._writer is not None:
             self._ops.put(None)
             await asyncio.to_thread(self._writer.join)
@@ -164,6 +180,25 @@ class SqliteStorage:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        finally:
+            conn.close()
+
+    # -- the checkpointer thread -----------------------------------------------------------
+
+    def _checkpoint_loop(self) -> None:
+        """Move committed pages from the WAL into the database file once a second.
+
+        SQLite's automatic checkpoint would run inside whichever commit crossed 1,000 pages,
+        and every caller waiting on that commit would wait for the checkpoint's fsync too. A
+        PASSIVE checkpoint never blocks writers or readers; it takes what it can."""
+        conn = _connect(self.path, self._busy_timeout_ms)
+        try:
+            while not self._closing.wait(CHECKPOINT_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # a busy or read-only moment: next time
+                    log.warning("checkpoint_failed", error=str(exc))
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()
 
