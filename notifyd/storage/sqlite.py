@@ -131,6 +131,10 @@ class SqliteStorage:
         self._read_lock = threading.Lock()
         self._checkpointer: threading.Thread | None = None
         self._closing = threading.Event()
+        self._enqueue_conn: sqlite3.Connection | None = None
+        self._pending: list[_Enqueue] = []
+        self._flush_scheduled = False
+        self._commit: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -149,6 +153,7 @@ class SqliteStorage:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._migrate)
         self._read_conn = _connect(self.path, self._busy_timeout_ms)
+        self._enqueue_conn = _connect(self.path, busy_timeout_ms=0)
         self._writer = threading.Thread(target=self._write_loop, name="notifyd-sqlite-writer")
         self._writer.daemon = True
         self._writer.start()
@@ -158,6 +163,15 @@ class SqliteStorage:
         self._checkpointer.start()
 
     async def close(self) -> None:
+        while self._commit is not None or self._pending:
+            if self._commit is not None:
+                await self._commit
+            elif self._pending:
+                self._flush_enqueues()
+                await asyncio.sleep(0)
+        if self._enqueue_conn is not None:
+            self._enqueue_conn.close()
+            self._enqueue_conn = None
         self._closing.set()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
@@ -275,11 +289,57 @@ class SqliteStorage:
     # -- operations ------------------------------------------------------------------------
 
     async def enqueue(self, notification: Notification, *, max_attempts: int) -> EnqueueResult:
-        if self._writer is None or self._loop is None:
+        if self._writer is None or self._loop is None or self._enqueue_conn is None:
             raise StorageError("the job database is not open")
         future: asyncio.Future[EnqueueResult] = self._loop.create_future()
-        self._ops.put(_Enqueue(notification, max_attempts, self._clock(), future))
+        self._pending.append(_Enqueue(notification, max_attempts, self._clock(), future))
+        if self._commit is None and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_enqueues)
         return await future
+
+    def _flush_enqueues(self) -> None:
+        """Group commit for notifications, on the event loop's thread.
+
+        The inserts run here, where they need no GIL hand-off; only the COMMIT, whose fsync
+        is the slow part and releases the GIL, runs in a thread. Notifications that arrive
+        meanwhile wait for the next batch. When another connection holds the write lock the
+        batch goes to the writer thread, which waits its turn (busy_timeout); the event loop
+        never waits for a lock."""
+        self._flush_scheduled = False
+        if self._commit is not None or not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        conn = self._enqueue_conn
+        assert conn is not None
+        assert self._loop is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            for op in batch:
+                self._ops.put(op)
+            return
+        try:
+            outcomes = _enqueue_many(conn, batch)
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            error = StorageError(f"the job database could not store the notifications: {exc}")
+            _resolve([(op.future, None, error) for op in batch])
+            return
+        self._commit = self._loop.create_task(self._commit_enqueues(conn, batch, outcomes))
+
+    async def _commit_enqueues(
+        self, conn: sqlite3.Connection, batch: list[_Enqueue], outcomes: list[_Outcome]
+    ) -> None:
+        try:
+            await asyncio.to_thread(_commit_or_roll_back, conn)
+        except sqlite3.Error as exc:
+            error = StorageError(f"the job database could not commit: {exc}")
+            outcomes = [(op.future, None, error) for op in batch]
+        finally:
+            self._commit = None
+        _resolve(outcomes)
+        self._flush_enqueues()
 
     async def claim(
         self, *, worker_id: str, lease_seconds: float, limit: int = 1, one_per_project: bool = True
@@ -610,6 +670,15 @@ def _enqueue_many(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcom
         (op.future, EnqueueResult(job_id=ids[key], created=was_created), None)
         for key, op, was_created in zip(keys, ops, created, strict=True)
     ]
+
+
+def _commit_or_roll_back(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:
