@@ -331,3 +331,26 @@ async def test_a_failing_write_does_not_undo_its_batch_neighbours(
     assert all(not isinstance(r, Exception) for r in results[:5])
     assert all(isinstance(r, JobNotFound) for r in results[5:])
     assert len(await storage.list_jobs()) == 5
+
+
+async def test_enqueue_waits_for_a_lock_without_blocking_the_event_loop(
+    storage: SqliteStorage,
+) -> None:
+    """Another process holds the write lock: the notification waits for it (busy_timeout) in
+    the writer thread while the event loop keeps running, then is stored."""
+    other = sqlite3.connect(storage.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        pending = asyncio.create_task(storage.enqueue(make_notification(), max_attempts=3))
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20
+        assert not pending.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    result = await asyncio.wait_for(pending, 5)
+    assert result.created
+    assert (await storage.get(result.job_id)).status is JobStatus.QUEUED
