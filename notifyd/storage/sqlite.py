@@ -1,11 +1,13 @@
 """The embedded SQLite backend.
 
-One writer thread owns the write connection. Every write is a small function queued to it;
-the thread takes all that are waiting, runs them in one ``BEGIN IMMEDIATE`` transaction (each
-under its own savepoint, so one bad write cannot undo another), commits once with
-``synchronous=FULL`` and only then resolves the callers' futures. Concurrent notifications thus
-share one fsync (group commit) and nobody is answered before their job is on disk. Several
-processes may share the file: ``BEGIN IMMEDIATE`` and ``busy_timeout`` serialise their writers.
+Notifications are group-committed from the event loop's thread: those that arrive together are
+inserted in one ``BEGIN IMMEDIATE`` transaction there, and only the COMMIT (the fsync, which
+releases the GIL) runs in a thread; their callers are answered after it returns. Every other
+write is a small function queued to one writer thread, which takes all that are waiting into
+one transaction (each under its own savepoint, so one bad write cannot undo another) and
+commits once with ``synchronous=FULL``. A thread of its own checkpoints the WAL. Several
+processes may share the file: ``BEGIN IMMEDIATE`` and ``busy_timeout`` serialise their writers,
+and the event loop never waits for a lock (a busy batch goes to the writer thread).
 """
 
 from __future__ import annotations
