@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.daemon import free_port
+from benchmarks.daemon import free_port, start_notifyd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -87,39 +87,27 @@ def main() -> None:
     parser.add_argument(
         "--log-level", default="info", help="notifyd's log level (info logs every request)"
     )
+    parser.add_argument(
+        "--with-worker", action="store_true", help="also run the worker inside notifyd serve"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
 
     with tempfile.TemporaryDirectory(prefix="notifyd-bench-", dir=ROOT) as tmp:
         data = Path(tmp)
-        bare_port, notifyd_port = free_port(), free_port()
-        log = (data / "notifyd.log").open("wb")
-        env = {
-            **os.environ,
-            "NOTIFYD_ALLOWED_API_URLS": "http://127.0.0.1:8080",
-            "NOTIFYD_PROFILES_DIR": str(ROOT / "profiles"),
-            "NOTIFYD_LOG_LEVEL": args.log_level,
-            "NOTIFYD_LOG_FORMAT": "json",
-        }
-        processes = [
-            subprocess.Popen([sys.executable, str(HERE / "bare_server.py"), str(bare_port)]),
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "notifyd",
-                    "serve",
-                    "--port",
-                    str(notifyd_port),
-                    "--data-dir",
-                    str(data),
-                ],
-                env=env,
-                stdout=log,
-                stderr=log,
-            ),
-        ]
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, str(HERE / "bare_server.py"), str(bare_port)])
+        # The receiver alone, as the bare handler is: with a worker in the same process the
+        # figures would also count its attempts on jobs whose BIMserver does not exist.
+        daemon, notifyd_url = start_notifyd(
+            data,
+            "http://127.0.0.1:8080",
+            log_level=args.log_level,
+            run_worker=str(args.with_worker).lower(),
+        )
+        notifyd_port = int(notifyd_url.rsplit(":", 1)[1])
+        processes = [bare, daemon]
         try:
             wait_for(f"http://127.0.0.1:{bare_port}/json")
             wait_for(f"http://127.0.0.1:{notifyd_port}/healthz")
@@ -146,14 +134,14 @@ def main() -> None:
             for process in processes:
                 process.terminate()
                 process.wait()
-            log.close()
 
     bare, ours = results["bare aiohttp handler"], results["notifyd"]
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}; "
         f"{args.connections} connections, median of {args.rounds} rounds of {args.seconds} s, "
-        f"notifyd log level {args.log_level}"
+        f"notifyd log level {args.log_level}, "
+        f"{'with' if args.with_worker else 'without'} a worker in the daemon"
     )
     print()
     print("| server | requests/s | p50 ms | p99 ms | non-200 |")
