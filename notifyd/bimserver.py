@@ -405,7 +405,7 @@ class BimServerClient:
     # -- extended data -------------------------------------------------------------------
 
     async def extended_data_schema_id(self, schema: str, namespace: str | None = None) -> int:
-        return await self._remembered(  # type: ignore[no-any-return]
+        return await self._remembered(
             f"schema:{schema}:{namespace}",
             lambda: self._extended_data_schema_id(schema, namespace),
         )

@@ -132,7 +132,7 @@ def services(config_path: Path | None, as_json: bool) -> None:
     """List the declared services with their public profiles, as BIMserver will see them."""
     settings = _settings(config_path)
     registry = _registry(settings)
-    entries = []
+    entries: list[dict[str, Any]] = []
     for spec in registry.services.values():
         entries.append(
             {

@@ -305,7 +305,7 @@ class BimServerEmulator:
         ) as response:
             if response.status != 200:
                 raise RuntimeError(f"Call unsuccessful, status code {response.status}")
-            return await response.json(content_type=None)  # type: ignore[no-any-return]
+            return await response.json(content_type=None)
 
     def token_for(self, service: RegisteredService, roid: int) -> str:
         revision = self.revisions[roid]
@@ -611,7 +611,7 @@ class BimServerEmulator:
                     "rid": 0,
                     "name": serializer["name"],
                     "enabled": True,
-                    "streaming": "Streaming" in serializer["name"],
+                    "streaming": "Streaming" in str(serializer["name"]),
                 }
         return None
 
@@ -714,15 +714,15 @@ class BimServerEmulator:
         return None
 
     def _all_schemas(self, _params: dict[str, Any], _g: Grant) -> list[dict[str, Any]]:
-        schemas = []
-        for oid in EXTENDED_DATA_SCHEMAS:
-            found = self._schema(lambda name, _ns, oid=oid: EXTENDED_DATA_SCHEMAS[oid][0] == name)
-            if found is not None:
-                schemas.append(found)
-        return schemas
+        names = {name for name, _ in EXTENDED_DATA_SCHEMAS.values()}
+        found = [self._schema_named(name) for name in sorted(names)]
+        return [schema for schema in found if schema is not None]
+
+    def _schema_named(self, wanted: str) -> dict[str, Any] | None:
+        return self._schema(lambda name, _ns: name == wanted)
 
     def _schema_by_name(self, params: dict[str, Any], _g: Grant) -> dict[str, Any] | None:
-        return self._schema(lambda name, _ns: name == params["name"])
+        return self._schema_named(params["name"])
 
     def _schema_by_namespace(self, params: dict[str, Any], _g: Grant) -> dict[str, Any] | None:
         return self._schema(lambda _name, ns: ns == params["namespace"])

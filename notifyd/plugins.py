@@ -28,7 +28,7 @@ def _register_function(
     register = getattr(target, "register_services", target)
     if not callable(register):
         raise StartupError(f"{source} has no register_services() function")
-    return register  # type: ignore[no-any-return]
+    return register
 
 
 def load_services(

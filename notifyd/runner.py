@@ -252,7 +252,7 @@ class ServicePool:
 
 def _outcome(kind: str, value: Any, detail: Any, ticket: Ticket) -> ServiceOutput:
     if kind == "ok":
-        return value  # type: ignore[no-any-return]
+        return value
     if kind == "invalid_model":
         raise InvalidModel(value)
     if kind == "retry":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -175,10 +176,10 @@ class Worker:
         for job in claimed:
             task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
             self._running[job.id] = task
-            task.add_done_callback(lambda _t, job_id=job.id: self._finished(job_id))
+            task.add_done_callback(functools.partial(self._finished, job.id))
         return claimed
 
-    def _finished(self, job_id: int) -> None:
+    def _finished(self, job_id: int, _task: object = None) -> None:
         self._running.pop(job_id, None)
         self._wakeup.set()
 

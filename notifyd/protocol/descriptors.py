@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class STrigger(StrEnum):
@@ -63,16 +63,17 @@ SCHEMA_NAMES = frozenset(
 
 
 class _SObject(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, frozen=True)
+    """An S-object; on the wire it carries ``"__type"``: its class name, first."""
+
+    model_config = ConfigDict(frozen=True)
 
     def to_wire(self) -> dict[str, object]:
-        return self.model_dump(by_alias=True, mode="json")
+        return {"__type": type(self).__name__, **self.model_dump(mode="json")}
 
 
 class SServiceDescriptor(_SObject):
     """The answer to ``getService``: rights are top-level here, unlike in services.json."""
 
-    type_: Literal["SServiceDescriptor"] = Field("SServiceDescriptor", alias="__type")
     name: str
     url: str
     token: str | None = None
@@ -93,7 +94,6 @@ class SServiceDescriptor(_SObject):
 
 
 class SProfileDescriptor(_SObject):
-    type_: Literal["SProfileDescriptor"] = Field("SProfileDescriptor", alias="__type")
     identifier: str
     name: str
     description: str
