@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.connection
-import os
 import resource
 import traceback
 from collections.abc import Awaitable, Callable
@@ -267,7 +266,3 @@ def _outcome(kind: str, value: Any, detail: Any, ticket: Ticket) -> ServiceOutpu
             traceback=detail,
         )
     raise ServiceFailed(f"service {ticket.context.service} raised {value}")
-
-
-def default_pool_size() -> int:
-    return max(1, os.cpu_count() or 1)
