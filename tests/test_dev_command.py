@@ -52,3 +52,38 @@ def test_dev_reports_a_failing_service(tmp_path: Path) -> None:
     done = run_dev(tmp_path, build_model(tmp_path / "model.ifc", walls=0))
     assert done.returncode == 1
     assert "dead: the model has no walls" in done.stdout
+
+
+def test_dev_watch_runs_again_when_the_code_changes(tmp_path: Path) -> None:
+    (tmp_path / "wall_counter.py").write_text(readme_example())
+    model = build_model(tmp_path / "model.ifc", walls=2)
+    command = ["dev", str(model), "--service", "wall-counter", "--module", "wall_counter"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "notifyd", *command, "--watch"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        seen: list[str] = []
+
+        def read_until(marker: str) -> None:
+            for line in process.stdout:  # type: ignore[union-attr]
+                seen.append(line)
+                if marker in line:
+                    return
+            raise AssertionError("".join(seen))
+
+        read_until("watching")
+        assert any("2 walls" in line for line in seen)
+        source = (tmp_path / "wall_counter.py").read_text()
+        (tmp_path / "wall_counter.py").write_text(
+            source.replace('title=f"{len(walls)} walls"', 'title=f"{len(walls)} walls, again"')
+        )
+        read_until("watching")
+        assert any("2 walls, again" in line for line in seen), "".join(seen)
+    finally:
+        process.kill()
+        process.wait()
