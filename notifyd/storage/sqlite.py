@@ -13,6 +13,7 @@ and the event loop never waits for a lock (a busy batch goes to the writer threa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
@@ -264,9 +265,8 @@ class SqliteStorage:
                     conn.execute("RELEASE op")
                     outcomes.append((future, value, None))
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        except Exception as exc:  # the thread must outlive any failure, and answer everyone
+            _roll_back(conn)
             error = StorageError(f"the job database could not commit: {exc}")
             outcomes = [(op.future, None, error) for op in batch]
         assert self._loop is not None
@@ -317,16 +317,18 @@ class SqliteStorage:
         assert self._loop is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError:  # the lock is taken: the writer thread waits for it
             for op in batch:
                 self._ops.put(op)
             return
+        except Exception as exc:
+            _resolve([(op.future, None, _storage_error(exc)) for op in batch])
+            return
         try:
             outcomes = _enqueue_many(conn, batch)
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            error = StorageError(f"the job database could not store the notifications: {exc}")
-            _resolve([(op.future, None, error) for op in batch])
+        except Exception as exc:  # every caller is answered, whatever went wrong
+            _roll_back(conn)
+            _resolve([(op.future, None, _storage_error(exc)) for op in batch])
             return
         self._commit = self._loop.create_task(self._commit_enqueues(conn, batch, outcomes))
 
@@ -335,9 +337,8 @@ class SqliteStorage:
     ) -> None:
         try:
             await asyncio.to_thread(_commit_or_roll_back, conn)
-        except sqlite3.Error as exc:
-            error = StorageError(f"the job database could not commit: {exc}")
-            outcomes = [(op.future, None, error) for op in batch]
+        except Exception as exc:
+            outcomes = [(op.future, None, _storage_error(exc)) for op in batch]
         finally:
             self._commit = None
         _resolve(outcomes)
@@ -677,10 +678,20 @@ def _enqueue_many(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcom
 def _commit_or_roll_back(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("COMMIT")
-    except sqlite3.Error:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+    except Exception:
+        _roll_back(conn)
         raise
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """End a failed transaction; a failure to roll back must not hide the first failure."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _storage_error(exc: Exception) -> StorageError:
+    return StorageError(f"the job database could not store the notifications: {exc}")
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:
