@@ -215,9 +215,13 @@ class BimServerEmulator:
         self.projects[poid] = name
         return poid
 
-    def add_revision(self, poid: int, path: Path, comment: str = "") -> int:
+    def add_revision(
+        self, poid: int, path: Path, comment: str = "", *, schema: str | None = None
+    ) -> int:
+        """Store ``path`` as a revision; ``schema`` (default: the file's header) is what
+        BIMserver would have recorded for it."""
         roid = next(self.ids)
-        schema = header_schema(path) or "IFC2X3"
+        schema = schema or header_schema(path) or "IFC2X3"
         self.revisions[roid] = EmulatedRevision(
             roid=roid, poid=poid, path=path, schema=schema, comment=comment
         )

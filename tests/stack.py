@@ -65,11 +65,18 @@ class Stack:
     async def service(self, identifier: str, profile: str = "default") -> RegisteredService:
         return await self.emulator.add_service(self.url, identifier, profile)
 
-    async def notify(self, identifier: str, ifc_path: Path, profile: str = "default") -> int:
+    async def notify(
+        self,
+        identifier: str,
+        ifc_path: Path,
+        profile: str = "default",
+        *,
+        schema: str | None = None,
+    ) -> int:
         """Add the service, check the file in as a new project's revision, and notify."""
         service = await self.service(identifier, profile)
         poid = self.emulator.add_project()
-        roid = self.emulator.add_revision(poid, ifc_path)
+        roid = self.emulator.add_revision(poid, ifc_path, schema=schema)
         await self.emulator.notify_new_revision(service, roid)
         return roid
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifyd.records import Dialect, JobStatus
-from tests.stack import running_stack
+from tests.stack import running_stack, wait_for_jobs
 
 # file, schema, products (README: len(f.by_type("IfcProduct")))
 REAL_FILES = [
@@ -91,14 +91,7 @@ async def test_broken_files_get_a_report_naming_the_fault(
     """Validation writes a report for every broken file; it never crashes on one. The
     emulator serves the file as BIMserver would serve a stored revision."""
     async with running_stack(tmp_path) as stack:
-        stack.emulator.revisions  # noqa: B018 - the emulator stores whatever it is given
-        service = await stack.service("ifc-validation")
-        poid = stack.emulator.add_project()
-        roid = stack.emulator.add_revision(poid, ifc_samples / "broken" / name)
-        stack.emulator.revisions[roid].schema = "IFC2X3"
-        await stack.emulator.notify_new_revision(service, roid)
-        from tests.stack import wait_for_jobs
-
+        roid = await stack.notify("ifc-validation", ifc_samples / "broken" / name, schema="IFC2X3")
         [job] = await wait_for_jobs(stack.storage, 1)
         assert job.status is JobStatus.SUCCEEDED, job.last_error
         items = json.loads(stack.emulator.extended_data_of(roid)[0]["data"])["items"]
@@ -120,13 +113,7 @@ async def test_summary_of_a_broken_file_dies_with_the_reason(
     tmp_path: Path, ifc_samples: Path, name: str, reason: str
 ) -> None:
     async with running_stack(tmp_path) as stack:
-        service = await stack.service("ifc-summary")
-        poid = stack.emulator.add_project()
-        roid = stack.emulator.add_revision(poid, ifc_samples / "broken" / name)
-        stack.emulator.revisions[roid].schema = "IFC2X3"
-        await stack.emulator.notify_new_revision(service, roid)
-        from tests.stack import wait_for_jobs
-
+        await stack.notify("ifc-summary", ifc_samples / "broken" / name, schema="IFC2X3")
         [job] = await wait_for_jobs(stack.storage, 1)
         assert job.status is JobStatus.DEAD
         assert reason in (job.last_error or "")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifyd.emulator import BimServerEmulator
-from notifyd.records import AttemptOutcome, JobStatus
+from notifyd.records import AttemptOutcome, Job, JobStatus
 from notifyd.storage.sqlite import SqliteStorage
 from notifyd.worker import HOSTNAME
 from tests.daemon import Daemon
@@ -23,15 +23,21 @@ def model(tmp_path: Path) -> Path:
     return build_model(tmp_path / "model.ifc")
 
 
+async def _claimed_by(
+    tmp_path: Path, emulator: BimServerEmulator, model: Path, worker_id: str, lease: float
+) -> Job:
+    """A job queued by a notifyd without a worker, then claimed by a worker that goes silent."""
+    async with running_stack(tmp_path, emulator=emulator, run_worker=False) as stack:
+        await stack.notify("test-noop", model)
+        [job] = await stack.storage.claim(worker_id=worker_id, lease_seconds=lease)
+        return job
+
+
 async def test_a_silent_workers_expired_lease_is_reclaimed_and_run(
     tmp_path: Path, model: Path
 ) -> None:
     async with BimServerEmulator(data_dir=tmp_path) as emulator:
-        async with running_stack(tmp_path, emulator=emulator, run_worker=False) as stack:
-            poid = emulator.add_project()
-            roid = emulator.add_revision(poid, model)
-            await emulator.notify_new_revision(await stack.service("test-noop"), roid)
-            [job] = await stack.storage.claim(worker_id="elsewhere:1:gone", lease_seconds=0.5)
+        job = await _claimed_by(tmp_path, emulator, model, "elsewhere:1:gone", 0.5)
         async with running_stack(tmp_path, emulator=emulator, reclaim_seconds=0.2) as stack:
             done = await wait_for_status(stack.storage, job.id, JobStatus.SUCCEEDED, timeout=20)
             history = await stack.storage.attempts(done.id)
@@ -47,13 +53,7 @@ async def test_a_dead_local_workers_job_is_reclaimed_at_start_up(
     gone = await asyncio.create_subprocess_exec("true")
     await gone.wait()
     async with BimServerEmulator(data_dir=tmp_path) as emulator:
-        async with running_stack(tmp_path, emulator=emulator, run_worker=False) as stack:
-            poid = emulator.add_project()
-            roid = emulator.add_revision(poid, model)
-            await emulator.notify_new_revision(await stack.service("test-noop"), roid)
-            [job] = await stack.storage.claim(
-                worker_id=f"{HOSTNAME}:{gone.pid}:x", lease_seconds=3600
-            )
+        job = await _claimed_by(tmp_path, emulator, model, f"{HOSTNAME}:{gone.pid}:x", 3600)
         # The lease has an hour to go, but its owner is provably dead.
         async with running_stack(tmp_path, emulator=emulator, reclaim_seconds=3600) as stack:
             await wait_for_status(stack.storage, job.id, JobStatus.SUCCEEDED, timeout=20)
