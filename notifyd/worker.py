@@ -30,11 +30,11 @@ from notifyd.bimserver import SCHEMA_NAME_OF_IFC, BimServerClient, ServerCache
 from notifyd.config import Settings
 from notifyd.errors import (
     BimServerUnavailable,
-    InvalidTransition,
     JobCancelled,
     JobFailure,
     PermanentError,
     ProtocolError,
+    StorageError,
 )
 from notifyd.records import Job, JobStatus, NotificationKind
 from notifyd.retry import RetryPolicy
@@ -263,8 +263,8 @@ class Worker:
         result["timings_ms"]["since_notification"] = round((time.time() - job.created_at) * 1000, 2)
         try:
             await self.storage.complete(job.id, worker_id=self.worker_id, result=result)
-        except InvalidTransition as exc:
-            log.warning("job_outcome_not_recorded", error=exc.message)
+        except StorageError as exc:  # InvalidTransition: the lease was lost meanwhile
+            _outcome_not_recorded(exc)
             return
         log.info("job_succeeded", **result)
 
@@ -279,8 +279,8 @@ class Worker:
             updated = await self.storage.fail(
                 job.id, worker_id=self.worker_id, error=message, retry_at=retry_at
             )
-        except InvalidTransition as failure:
-            log.warning("job_outcome_not_recorded", error=failure.message)
+        except StorageError as failure:
+            _outcome_not_recorded(failure)
             return
         log.warning(
             "job_failed",
@@ -290,9 +290,12 @@ class Worker:
         )
 
     async def _release(self, job: Job) -> None:
-        with contextlib.suppress(InvalidTransition):
+        try:
             await self.storage.release(job.id, worker_id=self.worker_id)
-            log.info("job_released")
+        except StorageError as exc:
+            _outcome_not_recorded(exc)
+            return
+        log.info("job_released")
 
     async def _execute(self, job: Job, cancelled: asyncio.Event) -> dict[str, Any]:
         n = job.notification
@@ -585,6 +588,12 @@ class _ProgressReporter:
             errors=[error] if error else None,
             ended=ended,
         )
+
+
+def _outcome_not_recorded(exc: StorageError) -> None:
+    """The job stays as the database has it; if this worker still holds it, its lease runs
+    out and the job is reclaimed and run again, so nothing is lost."""
+    log.warning("job_outcome_not_recorded", error=exc.message)
 
 
 def _failure_message(exc: BaseException) -> str:
