@@ -26,7 +26,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.daemon import ROOT, peak_rss_mb, start_notifyd
-from notifyd.emulator import SERIALIZERS, BimServerEmulator, Grant
+from notifyd.emulator import BimServerEmulator, Grant
 
 SOURCE = ROOT.parent / "shared/ifc-samples/large/IFC-houten_kozijnen.ifc"
 REFERENCE = re.compile(rb"#(\d+)")
@@ -61,10 +61,10 @@ async def curl_rate(emulator: BimServerEmulator, roid: int, data: Path) -> float
     """The same download from the same emulator by curl into a file: the loopback baseline."""
     if shutil.which("curl") is None:
         return None
-    grant = Grant(read_roids={roid}, write_extended_data_roids=set(), checkin_poid=None)
+    grant = Grant(read_roids={roid})
     token = emulator.issue_token(grant)
-    oid = SERIALIZERS[emulator.dialect][0]["oid"]
-    action = emulator._start_download(roid, oid, grant)
+    oid = next(iter(emulator.state.serializers))
+    action = emulator.api.start_download([roid], oid, grant, sync=True)
     curl = await asyncio.create_subprocess_exec(
         "curl",
         "-s",

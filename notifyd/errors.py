@@ -91,41 +91,28 @@ class BimServerUnavailable(TransientError):
 
 
 class BimServerError(JobFailure):
-    """BIMserver answered with an exception; its message is kept verbatim."""
+    """BIMserver answered with an exception; its message is kept verbatim.
 
-    # Messages of BIMserver's own that no retry can change.
-    PERMANENT_MARKERS = (
-        "no rights",
-        "invalid token",
-        "token expired",
-        "expired",
-        "not authenticated",
-        "authentication",
-        "no service found",
-        "not found with",
-        "no revision",
-        "no project",
-        "no extended data schema",
-        "missing parameter",
-        "interface",
-    )
-    TRANSIENT_MARKERS = ("no data found for topicid", "busy", "timeout", "try again")
-    ACCESS_MARKERS = ("no rights", "token", "not authenticated", "authentication")
+    What it means for the job (``permanent``, ``refuses_access``, ``not_found``) is decided by
+    the caller from BIMserver's fault table (``notifyd.protocol.bimserver.faults``)."""
 
-    def __init__(self, message: str, *, exception_type: str = "UserException", call: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        exception_type: str = "UserException",
+        call: str = "",
+        permanent: bool = True,
+        refuses_access: bool = False,
+        not_found: bool = False,
+    ):
         super().__init__(f"BIMserver {exception_type} in {call}: {message}" if call else message)
         self.bimserver_message = message
         self.exception_type = exception_type
         self.call = call
-        lowered = message.lower()
-        self.refuses_access = any(marker in lowered for marker in self.ACCESS_MARKERS)
-        if (
-            any(marker in lowered for marker in self.TRANSIENT_MARKERS)
-            or exception_type == "ServerException"
-        ):
-            self.permanent = False
-        else:
-            self.permanent = any(marker in lowered for marker in self.PERMANENT_MARKERS)
+        self.permanent = permanent
+        self.refuses_access = refuses_access
+        self.not_found = not_found
 
 
 class ServiceFailed(PermanentError):

@@ -67,9 +67,11 @@ class Notification:
 
     @property
     def dedup_key(self) -> str:
-        """Two notifications with this key are the same event and become one job."""
+        """Two notifications with this key are the same event and become one job. Oids are
+        per BIMserver, so the server's URL is part of the key."""
         return json.dumps(
             [
+                self.api_url,
                 str(self.kind),
                 self.poid,
                 self.roid,

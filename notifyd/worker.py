@@ -26,7 +26,9 @@ from typing import Any
 import aiohttp
 import structlog
 
-from notifyd.bimserver import SCHEMA_NAME_OF_IFC, BimServerClient, ServerCache
+from notifyd.bimserver import progress, writeback
+from notifyd.bimserver.client import BimServerClient, ServerCache
+from notifyd.bimserver.download import download_revision
 from notifyd.config import Settings
 from notifyd.errors import (
     BimServerUnavailable,
@@ -36,6 +38,8 @@ from notifyd.errors import (
     ProtocolError,
     StorageError,
 )
+from notifyd.protocol.bimserver.catalogue import SCHEMA_NAME_OF_IFC
+from notifyd.protocol.descriptors import STrigger
 from notifyd.records import Job, JobStatus, NotificationKind
 from notifyd.retry import RetryPolicy
 from notifyd.runner import ServicePool, Ticket
@@ -317,6 +321,10 @@ class Worker:
             facts=facts,
             call_timeout=self.config.bimserver_timeout,
         )
+        skipped = await self._own_echo(client, job, spec)
+        if skipped is not None:
+            log.info("job_skipped", reason=skipped)
+            return {"skipped": skipped, "timings_ms": {}}
         reporter = _ProgressReporter(client, job, spec, self.config.progress_interval)
         work_dir = self.config.work_dir / f"job-{job.id}-{job.attempts}"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -367,16 +375,50 @@ class Worker:
         finally:
             await asyncio.to_thread(shutil.rmtree, work_dir, True)
 
+    async def _own_echo(self, client: BimServerClient, job: Job, spec: ServiceSpec) -> str | None:
+        """Why this notification must not run the service, or None.
+
+        BIMserver notifies NEW_EXTENDED_DATA services of every ``addExtendedDataToRevision``
+        with no recursion guard (``AddExtendedDataToRevisionDatabaseAction.java:81-86``), as
+        two posts: ``newExtendedDataOnRevision`` then ``newRevision`` with the same token
+        (``NewExtendedDataOnRevisionNotification.java:109-118``). Such a service never gets
+        ``newRevision`` otherwise (``NewRevisionNotification`` sends only to NEW_REVISION
+        services), so that post is the pair's echo; and extended data the service wrote itself
+        would trigger it for ever. Likewise a revision a service checked in itself."""
+        n = job.notification
+        if spec.write_revision and n.kind is NotificationKind.NEW_REVISION and n.roid is not None:
+            # [1.4] notifies the service of the revision it checked in itself; [1.5] skips it
+            # (NewRevisionNotification.java:137-140). The revision names its creator.
+            revision = await client.call("getRevision", roid=n.roid)
+            if (revision or {}).get("serviceId") == n.soid:
+                return f"revision {n.roid} was checked in by this service"
+        if spec.trigger is not STrigger.NEW_EXTENDED_DATA:
+            return None
+        if n.kind is NotificationKind.NEW_REVISION:
+            return "newRevision paired with newExtendedDataOnRevision (NEW_EXTENDED_DATA)"
+        if n.kind is not NotificationKind.NEW_EXTENDED_DATA_ON_REVISION or n.roid is None:
+            return None
+        extended = await writeback.extended_data_of_revision(client, n.roid)
+        file_id = next((e.get("fileId") for e in extended if e.get("oid") == n.edid), None)
+        if file_id is not None and await self.storage.wrote_extended_data(
+            api_url=n.api_url, service=spec.identifier, file_id=int(file_id)
+        ):
+            return f"extended data {n.edid} was written by {spec.identifier} itself"
+        return None
+
     async def _inputs(
         self, client: BimServerClient, job: Job, spec: ServiceSpec, work_dir: Path
     ) -> tuple[Path | None, str | None, Path | None]:
         n = job.notification
         model_path = schema = extended_path = None
         if n.edid is not None and spec.read_extended_data:
-            extended_path = await client.extended_data_file(n.edid, work_dir / "extended-data")
+            extended_path = await writeback.extended_data_file(
+                client, n.edid, work_dir / "extended-data"
+            )
         if n.roid is not None and spec.read_revision:
             accepted = {ifc for ifc, name in SCHEMA_NAME_OF_IFC.items() if name in spec.inputs}
-            model = await client.download_revision(
+            model = await download_revision(
+                client,
                 n.roid,
                 work_dir / f"revision-{n.roid}.ifc",
                 poid=n.poid,
@@ -430,24 +472,26 @@ class Worker:
         if not schema:
             raise PermanentError(f"service {spec.identifier} declares no extended data schema")
         steps = dict(job.steps)
-        schema_id = await client.extended_data_schema_id(schema, spec.extended_data_namespace)
+        schema_id = await writeback.extended_data_schema_id(
+            client, schema, spec.extended_data_namespace
+        )
         file_id = steps.get("file_id")
         if file_id is not None:
-            existing = await client.extended_data_of_revision(n.roid)
-            if existing and any(e.get("fileId") == file_id for e in existing):
+            existing = await writeback.extended_data_of_revision(client, n.roid)
+            if any(e.get("fileId") == file_id for e in existing):
                 log.info("extended_data_already_present", file_id=file_id)
                 return {"extended_data_file_id": file_id, "skipped": "already on the revision"}
         else:
-            file_id = await client.upload_file(
-                output.data, filename=output.filename, mime=output.mime
+            file_id = await writeback.upload_file(
+                client, output.data, filename=output.filename, mime=output.mime
             )
             await self._step(job, "file_id", file_id)
-        await client.add_extended_data(
+        await writeback.add_extended_data(
+            client,
             n.roid,
             schema_id=schema_id,
             file_id=file_id,
             title=output.title,
-            size=len(output.data),
             took_ms=took_ms,
         )
         # No step is recorded here: completing the job is the next write, and a crash before
@@ -455,25 +499,28 @@ class Worker:
         return {"extended_data_file_id": file_id, "schema": schema, "bytes": len(output.data)}
 
     async def _checkin(self, client: BimServerClient, job: Job, output: Revision) -> dict[str, Any]:
-        """Effectively once: the comment carries the job id, and a job that may have checked in
-        before (the step was recorded as started) first looks for that comment."""
+        """Into the service's write project, effectively once: the comment carries the job id,
+        and a job that may have checked in before looks for it among that project's newest
+        revisions (the token may read them, not list them: see ``writeback``)."""
         if job.steps.get("checked_in"):
             return {"checkin": job.steps["checked_in"], "skipped": "already checked in"}
         marker = f"(notifyd job {job.id})"
         comment = f"{output.comment} {marker}"
-        poid = job.notification.poid
+        poid = await writeback.write_project(client, job.notification.soid)
         if job.steps.get("checkin_started"):
-            revisions = await client.revisions_of_project(poid)
-            done = next((r for r in revisions or [] if marker in str(r.get("comment"))), None)
-            if done is not None:
-                log.info("revision_already_checked_in", roid=done.get("oid"))
-                return {"checkin": {"roid": done.get("oid")}, "skipped": "already checked in"}
+            roid = await writeback.find_checked_in(client, poid, marker)
+            if roid is not None:
+                log.info("revision_already_checked_in", roid=roid)
+                await self._step(job, "checked_in", {"poid": poid, "roid": roid})
+                return {"checkin": {"poid": poid, "roid": roid}, "skipped": "already checked in"}
         else:
             await self._step(job, "checkin_started", True)
-        answer = await client.checkin(poid, output.path, comment=comment)
-        summary = {k: answer[k] for k in ("roid", "checkinid", "topicId") if k in answer}
-        await self._step(job, "checked_in", summary or True)
-        return {"checkin": summary or True, "comment": comment}
+        answer = await writeback.checkin(client, poid, output.path, comment=comment)
+        summary = {"poid": poid} | {
+            k: answer[k] for k in ("roid", "checkinid", "topicId") if k in answer
+        }
+        await self._step(job, "checked_in", summary)
+        return {"checkin": summary, "comment": comment}
 
     async def _step(self, job: Job, name: str, value: Any) -> None:
         await self.storage.record_step(job.id, worker_id=self.worker_id, name=name, value=value)
@@ -539,7 +586,9 @@ class _ProgressReporter:
         if n.roid is None or n.kind is NotificationKind.NEW_EXTENDED_DATA_ON_PROJECT:
             return
         try:
-            self.topic = await self.client.register_progress(n.poid, n.roid, self.spec.name)
+            self.topic = await progress.register_progress(
+                self.client, n.poid, n.roid, self.spec.name
+            )
             await self._send("STARTED", -1)
         except (JobFailure, BimServerUnavailable) as exc:
             log.warning("progress_unavailable", error=str(exc))
@@ -566,7 +615,7 @@ class _ProgressReporter:
                 )
             )
         with contextlib.suppress(JobFailure):
-            await asyncio.shield(self.client.unregister_progress(self.topic))
+            await asyncio.shield(progress.unregister_progress(self.client, self.topic))
 
     async def _send(
         self,
@@ -579,7 +628,8 @@ class _ProgressReporter:
     ) -> None:
         assert self.topic is not None
         title = f"{self.spec.name}: {message}" if message else self.spec.name
-        await self.client.update_progress(
+        await progress.update_progress(
+            self.client,
             self.topic,
             state=state,
             title=title,

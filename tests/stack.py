@@ -62,8 +62,13 @@ class Stack:
     def worker(self) -> Worker:
         return self.app[WORKER]
 
-    async def service(self, identifier: str, profile: str = "default") -> RegisteredService:
-        return await self.emulator.add_service(self.url, identifier, profile)
+    async def service(
+        self, identifier: str, profile: str = "default", *, poid: int | None = None
+    ) -> RegisteredService:
+        """Added to the project as BIMserver's UI does, with that project to write to."""
+        return await self.emulator.add_service(
+            self.url, identifier, profile, poid=poid, write_poid=poid
+        )
 
     async def notify(
         self,
@@ -73,9 +78,9 @@ class Stack:
         *,
         schema: str | None = None,
     ) -> int:
-        """Add the service, check the file in as a new project's revision, and notify."""
-        service = await self.service(identifier, profile)
+        """Add the service to a new project, check the file in as its revision, and notify."""
         poid = self.emulator.add_project()
+        service = await self.service(identifier, profile, poid=poid)
         roid = self.emulator.add_revision(poid, ifc_path, schema=schema)
         await self.emulator.notify_new_revision(service, roid)
         return roid

@@ -79,7 +79,9 @@ async def test_validation_report_names_missing_is_external(
 async def test_property_stamp_checks_in_a_new_revision(tmp_path: Path, dialect: Dialect) -> None:
     model = build_model(tmp_path / "m.ifc", walls=2, slabs=1)
     async with running_stack(tmp_path, dialect) as stack:
-        job, roid = await stack.run("ifc-property-stamp", model)
+        roid = await stack.notify("ifc-property-stamp", model)
+        job = (await wait_for_jobs(stack.storage, 1))[0]
+        await stack.emulator.settle()
         assert job.status is JobStatus.SUCCEEDED, job.last_error
         [checkin] = stack.emulator.checkins
         assert checkin["poid"] == stack.emulator.revisions[roid].poid
@@ -89,6 +91,15 @@ async def test_property_stamp_checks_in_a_new_revision(tmp_path: Path, dialect: 
         for element in stamped.by_type("IfcElement"):
             pset = ifcopenshell.util.element.get_pset(element, "Notifyd_Check")
             assert pset["CheckedBy"] == "notifyd"
+        echoes = (await wait_for_jobs(stack.storage, 2))[1:] if dialect is Dialect.BIMSIE1 else []
+        # 1.4 notifies the service of the revision it checked in; 1.5 does not.
+        for echo in echoes:
+            assert echo.notification.roid == checkin["roid"]
+            assert echo.result == {
+                "skipped": f"revision {checkin['roid']} was checked in by this service",
+                "timings_ms": echo.result["timings_ms"] if echo.result else None,
+            }
+        assert len(await stack.storage.list_jobs()) == 1 + len(echoes)
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -131,4 +142,5 @@ async def test_an_ifc4_revision_on_bimserver_1_4_is_downloaded_with_the_ifc4_ser
         job, _ = await stack.run("ifc-summary", model)
         assert job.status is JobStatus.SUCCEEDED, job.last_error
         [download] = stack.emulator.calls_to("download")
-        assert download["serializerOid"] == 132  # the emulated 1.4 "Ifc4" serializer
+        used = stack.emulator.state.serializers[download["serializerOid"]]
+        assert used.name == "Ifc4"  # 1.4's IFC4 serializer, not "Ifc2x3"

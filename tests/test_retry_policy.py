@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from notifyd.bimserver.client import bimserver_error
 from notifyd.errors import (
     BimServerError,
     BimServerUnavailable,
@@ -28,9 +29,9 @@ def policy() -> RetryPolicy:
         PermanentError("x"),
         InvalidModel("no walls"),
         ServiceTimeout("slow"),
-        BimServerError("No rights to download revision"),
-        BimServerError("Token expired"),
-        BimServerError("Invalid token"),
+        bimserver_error("UserException", "No rights to download revision", "download"),
+        bimserver_error("AuthenticationException", "This token has expired", "download"),
+        bimserver_error("UserException", "Invalid token", "download"),
     ],
 )
 def test_permanent_failures_die_at_once(error: Exception) -> None:
@@ -41,8 +42,8 @@ def test_permanent_failures_die_at_once(error: Exception) -> None:
     "error",
     [
         BimServerUnavailable("connection refused"),
-        BimServerError("No data found for topicId 42"),
-        BimServerError("database busy", exception_type="ServerException"),
+        bimserver_error("UserException", "No data found for topicId 42", "getDownloadData"),
+        bimserver_error("ServerException", "database busy", "download"),
         ServiceCrashed("killed"),
         RuntimeError("a bug of ours"),
     ],

@@ -15,7 +15,7 @@ from tests.stack import running_stack, wait_for_jobs, wait_for_status
 # (fault, target, times, what the failed attempt's error says). A dropped GET is repeated once
 # by aiohttp itself on a fresh connection, so that fault must happen twice to reach notifyd.
 TRANSIENT = [
-    (FaultKind.HTTP_500, "getSerializerByName", 1, "HTTP 500"),
+    (FaultKind.HTTP_500, "getSerializerByPluginClassName", 1, "HTTP 500"),
     (FaultKind.HTTP_503, "addExtendedDataToRevision", 1, "HTTP 503"),
     (FaultKind.DROP, "uploadFile", 1, "uploadFile"),
     (FaultKind.DROP, "/download", 2, "download"),
@@ -65,7 +65,7 @@ async def test_raw_download_missing_falls_back_to_get_download_data(
 @pytest.mark.parametrize(
     ("kind", "target", "message", "says"),
     [
-        (FaultKind.EXPIRED_TOKEN, "getSerializerByName", "", "Token expired"),
+        (FaultKind.EXPIRED_TOKEN, "getSerializerByPluginClassName", "", "This token has expired"),
         (
             FaultKind.EXCEPTION,
             "addExtendedDataToRevision",
@@ -104,12 +104,13 @@ async def test_an_expired_token_found_at_download_kills_the_job(
         stack.emulator.expire_token(token)
         [job] = await wait_for_jobs(stack.storage, 1)
         assert job.status is JobStatus.DEAD
-        assert "Token expired" in (job.last_error or "")
+        assert "AuthenticationException" not in (job.last_error or "")  # 1.4: a UserException
+        assert "This token has expired" in (job.last_error or "")
 
 
 async def test_persistent_outage_ends_dead_after_max_attempts(tmp_path: Path, model: Path) -> None:
     async with running_stack(tmp_path, max_attempts=3) as stack:
-        stack.emulator.inject(FaultKind.HTTP_503, "getSerializerByName", times=100)
+        stack.emulator.inject(FaultKind.HTTP_503, "getSerializerByPluginClassName", times=100)
         job, _ = await stack.run("test-noop", model)
         assert job.status is JobStatus.DEAD
         history = await stack.storage.attempts(job.id)
@@ -176,18 +177,25 @@ async def test_cancelling_a_running_job_stops_its_service(tmp_path: Path, model:
         assert topic.states[-1]["state"] == "AS_ERROR"
 
 
-async def test_a_bimserver_without_get_serializer_by_name_gets_the_content_type_lookup(
-    tmp_path: Path, model: Path
+@pytest.mark.parametrize("dialect", [Dialect.BIMSIE1, Dialect.BIMSERVER_15])
+async def test_serializer_lookups_that_throw_fall_back_to_the_content_type(
+    tmp_path: Path, model: Path, dialect: Dialect
 ) -> None:
-    async with running_stack(tmp_path) as stack:
+    """A renamed serializer and a plugin the user has no configuration of: both lookups throw
+    (AbstractGetByFieldDatabaseAction, GetSerializerByPluginClassNameDatabaseAction), so the
+    content type is asked."""
+    async with running_stack(tmp_path, dialect) as stack:
+        for serializer in stack.emulator.state.serializers.values():
+            serializer.name = f"renamed {serializer.name}"
         stack.emulator.inject(
             FaultKind.EXCEPTION,
-            "getSerializerByName",
+            "getSerializerByPluginClassName",
             times=100,
-            message="Method ServiceInterface.getSerializerByName not found",
+            message="No plugin found for this user with classname x",
         )
         job, _ = await stack.run("ifc-summary", model)
         assert job.status is JobStatus.SUCCEEDED, job.last_error
+        assert stack.emulator.calls_to("getSerializerByName")
         assert stack.emulator.calls_to("getSerializerByContentType")
 
 
@@ -204,16 +212,10 @@ async def test_bimserver_1_4_schema_with_an_unknown_namespace_is_found_by_name(
 
 async def test_a_missing_extended_data_schema_is_named(tmp_path: Path, model: Path) -> None:
     async with running_stack(tmp_path) as stack:
-        stack.emulator.inject(FaultKind.EXCEPTION, "getExtendedDataSchemaByName", times=0)
-        from notifyd.emulator import EXTENDED_DATA_SCHEMAS
-
-        saved = dict(EXTENDED_DATA_SCHEMAS)
-        EXTENDED_DATA_SCHEMAS.pop(851971)  # UNSTRUCTURED_UTF8_TEXT_1_0
-        try:
-            job, _ = await stack.run("test-noop", model)
-        finally:
-            EXTENDED_DATA_SCHEMAS.clear()
-            EXTENDED_DATA_SCHEMAS.update(saved)
+        schemas = stack.emulator.state.schemas
+        for oid in [o for o, s in schemas.items() if s.name == "UNSTRUCTURED_UTF8_TEXT_1_0"]:
+            del schemas[oid]
+        job, _ = await stack.run("test-noop", model)
         assert job.status is JobStatus.DEAD
         assert "has no extended data schema UNSTRUCTURED_UTF8_TEXT_1_0" in (job.last_error or "")
 

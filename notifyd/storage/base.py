@@ -31,6 +31,10 @@ class Storage(Protocol):
     async def record_step(self, job_id: int, *, worker_id: str, name: str, value: Any) -> Job:
         """Remember that a write-back step is done, so that a later attempt skips it."""
 
+    async def wrote_extended_data(self, *, api_url: str, service: str, file_id: int) -> bool:
+        """Whether a job of ``service`` uploaded the file ``file_id`` to that BIMserver as
+        extended data: the extended data that notifies it then is its own."""
+
     async def expire_lease(self, job_id: int, *, worker_id: str) -> bool:
         """End a lease now, for a worker known to be dead; ``reclaim_expired`` then takes it."""
 

@@ -105,6 +105,16 @@ def m002_job_steps(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE jobs ADD COLUMN steps TEXT NOT NULL DEFAULT '{}'")
 
 
+@migrations()
+def m003_written_files(db: sqlite_utils.Database) -> None:
+    """Find the job that uploaded an extended data file by index, not by scanning every job."""
+    db.execute(
+        "CREATE INDEX jobs_written_file ON jobs "
+        "(api_url, json_extract(steps, '$.file_id'), service) "
+        "WHERE json_extract(steps, '$.file_id') IS NOT NULL"
+    )
+
+
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """The one place the PRAGMAs are set."""
     conn = sqlite3.connect(
@@ -411,6 +421,17 @@ class SqliteStorage:
             return _update(conn, job_id, steps=json.dumps({**job.steps, name: value}))
 
         return await self._write(write)
+
+    async def wrote_extended_data(self, *, api_url: str, service: str, file_id: int) -> bool:
+        def read(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM jobs WHERE api_url = ? AND json_extract(steps, '$.file_id') = ? "
+                "AND service = ? AND json_extract(steps, '$.file_id') IS NOT NULL LIMIT 1",
+                (api_url, file_id, service),
+            ).fetchone()
+            return row is not None
+
+        return await self._read(read)
 
     async def expire_lease(self, job_id: int, *, worker_id: str) -> bool:
         now = self._clock()
