@@ -9,6 +9,7 @@ import time
 from pydantic import BaseModel
 
 from notifyd import ExtendedData, InvalidModel, Retry, ServiceContext, ServiceSpec
+from notifyd.protocol.descriptors import STrigger
 
 
 class QuickSettings(BaseModel):
@@ -90,4 +91,10 @@ def register_services() -> list[ServiceSpec]:
         _spec("test-memory", hog_memory),
         _spec("test-ifc4-only", noop, inputs=("IFC_STEP_4",)),
         _spec("test-odd-namespace", noop, extended_data_namespace="http://example.test/odd"),
+        _spec(
+            "test-on-extended-data",
+            noop,
+            trigger=STrigger.NEW_EXTENDED_DATA,
+            read_extended_data="UNSTRUCTURED_UTF8_TEXT_1_0",
+        ),
     ]
