@@ -13,6 +13,10 @@ $(BIN)/notifyd: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# BIMserver's JavaScript client for tests/test_bimserverapi_flows.py, from the lock file.
+tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --ignore-scripts
+
 install: $(BIN)/notifyd
 
 run: install
@@ -25,6 +29,6 @@ lint: install
 	$(BIN)/mypy
 
 # pytest's exit code 5 (no tests collected) is a failure here, never a silent pass.
-test: install
+test: install tests/js/node_modules/.package-lock.json
 	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/lint-imports && $(BIN)/mypy
 	$(BIN)/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc

@@ -13,6 +13,7 @@ from typing import Any
 import click
 import structlog
 
+from notifyd.cli.emulator import emulator_command
 from notifyd.config import Settings, load_settings
 from notifyd.errors import NotifydError
 from notifyd.logs import configure_logging
@@ -394,3 +395,6 @@ def dev(
     except (NotifydError, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(status)
+
+
+main.add_command(emulator_command)
