@@ -224,8 +224,13 @@ def exception_body(message: str) -> dict[str, Any]:
 
 
 def answer(envelope_id: Any, responses: list[dict[str, Any]], *, batch: bool) -> dict[str, Any]:
-    """The whole reply body: one response, or all of them in order for a batch."""
-    body: dict[str, Any] = {"responses": responses} if batch else dict(responses[0])
+    """The whole reply body: one response, or all of them in order for a batch, each a bare
+    ``{"result":…}`` or ``{"exception":…}`` (``JsonHandler.processMultiRequest``, lines
+    100-111 at BIMserver HEAD)."""
+    if batch:
+        body: dict[str, Any] = {"responses": [r["response"] for r in responses]}
+    else:
+        body = dict(responses[0])
     if envelope_id is not None:
         body["id"] = envelope_id
     return body

@@ -47,5 +47,8 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     if settings.run_worker:
         app.cleanup_ctx.append(worker_ctx)
     app.router.add_post(f"{settings.endpoint_prefix}/json", rpc.handle_json)
+    # BIMserver posts to the service URL as the user typed it + "/json": a URL typed with a
+    # trailing slash arrives as ".../" + "/json" (NotificationsManager.getChannel).
+    app.router.add_post(f"{settings.endpoint_prefix}//json", rpc.handle_json)
     app.router.add_get(f"{settings.base_path}/healthz", handle_health)
     return app
