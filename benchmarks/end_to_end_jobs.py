@@ -89,18 +89,23 @@ async def one_round(args: argparse.Namespace) -> tuple[float, list[dict[str, flo
             try:
                 service = await emulator.add_service(url, "bench-noop")
                 projects = [emulator.add_project() for _ in range(args.projects)]
-                roids = [
-                    emulator.add_revision(projects[i % len(projects)], model)
-                    for i in range(args.jobs)
-                ]
                 started = time.perf_counter()
                 semaphore = asyncio.Semaphore(32)
 
-                async def notify(roid: int) -> None:
-                    async with semaphore:
-                        await emulator.notify_new_revision(service, roid)
+                async def check_in_and_notify(poid: int, count: int) -> None:
+                    # As in BIMserver, a revision is notified right after its check-in, when it
+                    # is its project's last (1.4 tokens may read only that one).
+                    for _ in range(count):
+                        roid = emulator.add_revision(poid, model)
+                        async with semaphore:
+                            await emulator.notify_new_revision(service, roid)
 
-                await asyncio.gather(*(notify(r) for r in roids))
+                per_project = [
+                    len(range(i, args.jobs, len(projects))) for i in range(len(projects))
+                ]
+                await asyncio.gather(
+                    *(check_in_and_notify(p, n) for p, n in zip(projects, per_project, strict=True))
+                )
                 sent = time.perf_counter()
                 async with aiohttp.ClientSession() as session:
                     while True:

@@ -13,6 +13,20 @@ import pytest
 from tests.ifc_factory import build_model
 
 
+async def start_emulator(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notifyd.cli",
+        "emulator",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def _call(session: aiohttp.ClientSession, url: str, body: dict[str, object]) -> object:
     async with session.post(f"{url}/json", json=body) as response:
         return (await response.json())["response"]
@@ -26,21 +40,8 @@ async def test_the_emulator_serves_each_file_as_a_project(
     tmp_path: Path, dialect: str, auth: str
 ) -> None:
     model = build_model(tmp_path / "tower.ifc")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifyd.cli",
-        "emulator",
-        "--port",
-        "0",
-        "--dialect",
-        dialect,
-        "--username",
-        "u@test",
-        "--password",
-        "pw",
-        str(model),
-        stdout=asyncio.subprocess.PIPE,
+    process = await start_emulator(
+        "--dialect", dialect, "--username", "u@test", "--password", "pw", str(model)
     )
     try:
         assert process.stdout is not None
@@ -88,17 +89,7 @@ async def test_the_emulator_serves_each_file_as_a_project(
 async def test_a_file_that_is_not_ifc_is_refused_with_its_name(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifyd.cli",
-        "emulator",
-        "--port",
-        "0",
-        str(text),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_emulator(str(text))
     async with asyncio.timeout(30):
         _, err = await process.communicate()
     assert process.returncode == 2

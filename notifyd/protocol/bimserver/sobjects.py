@@ -166,56 +166,46 @@ FIELDS: dict[Dialect, dict[str, dict[str, str]]] = {
     for dialect, classes in _FIELDS.items()
 }
 
-# Enum literals (the generated S-enums); an unknown literal fails conversion.
+# Enum literals (the generated S-enums); an unknown literal fails conversion. The same in both
+# dialects but for the server states and user types 1.5 added.
+_ENUMS_IN_BOTH: dict[str, tuple[str, ...]] = {
+    "SActionState": ("UNKNOWN", "STARTED", "AS_ERROR", "FINISHED"),
+    "SProgressTopicType": ("DOWNLOAD", "UPLOAD", "RUNNING_SERVICE", "BRANCH"),
+    "STrigger": ("NEW_REVISION", "NEW_PROJECT", "NEW_EXTENDED_DATA"),
+    "SAccessMethod": tuple(
+        ["SOAP", "WEB_INTERFACE", "INTERNAL", "REST", "SYNDICATION", "JSON", "PROTOCOL_BUFFERS"]
+    ),
+    "SObjectState": ("ACTIVE", "DELETED"),
+}
 ENUMS: dict[Dialect, dict[str, tuple[str, ...]]] = {
     Dialect.BIMSIE1: {
-        "SActionState": ("UNKNOWN", "STARTED", "AS_ERROR", "FINISHED"),
-        "SProgressTopicType": ("DOWNLOAD", "UPLOAD", "RUNNING_SERVICE", "BRANCH"),
-        "STrigger": ("NEW_REVISION", "NEW_PROJECT", "NEW_EXTENDED_DATA"),
-        "SAccessMethod": (
-            "SOAP",
-            "WEB_INTERFACE",
-            "INTERNAL",
-            "REST",
-            "SYNDICATION",
-            "JSON",
-            "PROTOCOL_BUFFERS",
+        **_ENUMS_IN_BOTH,
+        "SServerState": tuple(
+            [
+                "UNDEFINED",
+                "NOT_SETUP",
+                "MIGRATION_REQUIRED",
+                "MIGRATION_IMPOSSIBLE",
+                "FATAL_ERROR",
+                "RUNNING",
+            ]
         ),
-        "SServerState": (
-            "UNDEFINED",
-            "NOT_SETUP",
-            "MIGRATION_REQUIRED",
-            "MIGRATION_IMPOSSIBLE",
-            "FATAL_ERROR",
-            "RUNNING",
-        ),
-        "SObjectState": ("ACTIVE", "DELETED"),
         "SUserType": ("SYSTEM", "ADMIN", "USER", "READ_ONLY"),
         "SExtendedDataSchemaType": ("XSD", "PDF", "TXT"),
     },
     Dialect.BIMSERVER_15: {
-        "SActionState": ("UNKNOWN", "STARTED", "AS_ERROR", "FINISHED"),
-        "SProgressTopicType": ("DOWNLOAD", "UPLOAD", "RUNNING_SERVICE", "BRANCH"),
-        "STrigger": ("NEW_REVISION", "NEW_PROJECT", "NEW_EXTENDED_DATA"),
-        "SAccessMethod": (
-            "SOAP",
-            "WEB_INTERFACE",
-            "INTERNAL",
-            "REST",
-            "SYNDICATION",
-            "JSON",
-            "PROTOCOL_BUFFERS",
+        **_ENUMS_IN_BOTH,
+        "SServerState": tuple(
+            [
+                "UNDEFINED",
+                "NOT_SETUP",
+                "SETUP",
+                "MIGRATION_REQUIRED",
+                "MIGRATION_IMPOSSIBLE",
+                "FATAL_ERROR",
+                "RUNNING",
+            ]
         ),
-        "SServerState": (
-            "UNDEFINED",
-            "NOT_SETUP",
-            "SETUP",
-            "MIGRATION_REQUIRED",
-            "MIGRATION_IMPOSSIBLE",
-            "FATAL_ERROR",
-            "RUNNING",
-        ),
-        "SObjectState": ("ACTIVE", "DELETED"),
         "SUserType": ("SYSTEM", "ADMIN", "USER", "READ_ONLY", "MONITOR"),
     },
 }
