@@ -354,3 +354,23 @@ async def test_enqueue_waits_for_a_lock_without_blocking_the_event_loop(
     result = await asyncio.wait_for(pending, 5)
     assert result.created
     assert (await storage.get(result.job_id)).status is JobStatus.QUEUED
+
+
+async def test_an_uploaded_extended_data_file_is_known_by_server_and_service(
+    storage: SqliteStorage,
+) -> None:
+    """The worker asks this before running a service on extended data it may have written."""
+    await storage.enqueue(make_notification(), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    await storage.record_step(job.id, worker_id="w", name="file_id", value=917505)
+    n = job.notification
+    assert await storage.wrote_extended_data(api_url=n.api_url, service=n.service, file_id=917505)
+    assert not await storage.wrote_extended_data(
+        api_url=n.api_url, service=n.service, file_id=917506
+    )
+    assert not await storage.wrote_extended_data(
+        api_url=n.api_url, service="another-service", file_id=917505
+    )
+    assert not await storage.wrote_extended_data(
+        api_url="http://other-bimserver:8080", service=n.service, file_id=917505
+    )
