@@ -81,8 +81,11 @@ async def _one_run(run: DevRun, settings: Settings, emulator: BimServerEmulator,
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        service = await emulator.add_service(f"http://127.0.0.1:{port}", run.service, run.profile)
         poid = emulator.add_project(f"dev {run.ifc_path.name}")
+        # Added to the project with the project itself to write revisions to, as a user would.
+        service = await emulator.add_service(
+            f"http://127.0.0.1:{port}", run.service, run.profile, poid=poid, write_poid=poid
+        )
         roid = emulator.add_revision(poid, run.ifc_path)
         echo(
             f"notifyd on port {port}, emulated BIMserver {run.dialect} at {emulator.url}: "

@@ -87,3 +87,18 @@ def test_dev_watch_runs_again_when_the_code_changes(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_dev_checks_a_revision_writing_service_in_to_its_project(tmp_path: Path) -> None:
+    """The emulated project is the service's write project, as a user would choose it."""
+    model = build_model(tmp_path / "model.ifc", walls=2)
+    done = subprocess.run(
+        [sys.executable, "-m", "notifyd", "dev", str(model), "--service", "ifc-property-stamp"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"new revision \d+ checked in .*\(notifyd job 1\)", done.stdout), done.stdout
