@@ -1,6 +1,7 @@
 """A BIMserver for tests and plugin authors, built from BIMserver's source.
 
-``state`` (what it holds), ``api`` (the JSON API's methods), ``servlets`` (/json, /download,
+``state`` (what it holds), ``api`` (dispatch as JsonHandler does), ``methods`` (one function
+per API method), ``servlets`` (/json, /download,
 /upload, /stream), ``faults`` (injected failures), ``notifier`` (calls to services), ``server``
 (all of it on a port). It reads the protocol tables in ``notifyd.protocol.bimserver`` that the
 client reads too; ``docs/bimserver-conformance.md`` lists each behaviour with its source line.

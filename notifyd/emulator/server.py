@@ -13,6 +13,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from notifyd.emulator import methods  # noqa: F401 - registers the API methods
 from notifyd.emulator.api import JsonApi
 from notifyd.emulator.faults import Fault, FaultKind, FaultPlan
 from notifyd.emulator.notifier import Notifier
