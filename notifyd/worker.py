@@ -31,6 +31,7 @@ from notifyd.bimserver.client import BimServerClient, ServerCache
 from notifyd.bimserver.download import download_revision
 from notifyd.config import Settings
 from notifyd.errors import (
+    BimServerError,
     BimServerUnavailable,
     JobCancelled,
     JobFailure,
@@ -40,7 +41,7 @@ from notifyd.errors import (
 )
 from notifyd.protocol.bimserver.catalogue import SCHEMA_NAME_OF_IFC
 from notifyd.protocol.descriptors import STrigger
-from notifyd.records import Job, JobStatus, NotificationKind
+from notifyd.records import Dialect, Job, JobStatus, NotificationKind
 from notifyd.retry import RetryPolicy
 from notifyd.runner import ServicePool, Ticket
 from notifyd.services import (
@@ -386,10 +387,21 @@ class Worker:
         services), so that post is the pair's echo; and extended data the service wrote itself
         would trigger it for ever. Likewise a revision a service checked in itself."""
         n = job.notification
-        if spec.write_revision and n.kind is NotificationKind.NEW_REVISION and n.roid is not None:
+        if (
+            spec.write_revision
+            and client.dialect is Dialect.BIMSIE1
+            and n.kind is NotificationKind.NEW_REVISION
+            and n.roid is not None
+        ):
             # [1.4] notifies the service of the revision it checked in itself; [1.5] skips it
-            # (NewRevisionNotification.java:137-140). The revision names its creator.
-            revision = await client.call("getRevision", roid=n.roid)
+            # (NewRevisionNotification.java:137-140), so only 1.4 costs this call. The revision
+            # names its creator (CheckinDatabaseAction.java:157).
+            try:
+                revision = await client.call("getRevision", roid=n.roid)
+            except BimServerError as exc:
+                if not exc.refuses_access:
+                    raise
+                revision = None  # not readable: the download will say what is wrong
             if (revision or {}).get("serviceId") == n.soid:
                 return f"revision {n.roid} was checked in by this service"
         if spec.trigger is not STrigger.NEW_EXTENDED_DATA:

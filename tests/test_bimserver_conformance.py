@@ -537,3 +537,37 @@ async def test_the_stream_welcome_is_a_number(world: World) -> None:
         assert isinstance(welcome["welcome"], int)
         await socket.send_json({"token": world.admin})
         assert isinstance((await socket.receive_json())["endpointid"], int)
+
+
+async def upload(world: World, fields: list[tuple[str, str]], *, file: bool = True) -> Any:
+    form = aiohttp.FormData()
+    for name, value in fields:
+        form.add_field(name, value)
+    if file:
+        form.add_field("file", b"ISO-10303-21;", filename="x.ifc")
+    async with world.session.post(f"{world.emulator.url}/upload", data=form) as response:
+        assert response.status == 200
+        return await response.json(content_type=None)
+
+
+async def test_upload_servlet_answers_as_bimserver(world: World) -> None:
+    """UploadServlet.java:70-195: fields parsed as they arrive, errors as JSON with HTTP 200."""
+    base = [("token", world.admin), ("poid", str(world.poid)), ("comment", "c")]
+    deserializer = str(next(iter(world.emulator.state.deserializers)))
+    assert await upload(world, [*base, ("deserializerOid", "77")]) == {
+        "exception": {"__type": "UserException", "message": "Deserializer with oid 77 not found"}
+    }
+    assert await upload(world, [("token", world.admin), ("poid", "x1")]) == {
+        "exception": {"__type": "NumberFormatException", "message": 'For input string: "x1"'}
+    }
+    assert await upload(world, [("comment", "c")]) == {"exception": "No poid"}
+    no_token = [("poid", str(world.poid)), ("deserializerOid", deserializer)]
+    assert await upload(world, no_token) == {}  # acts only "if (token != null)"
+    async with world.session.post(f"{world.emulator.url}/upload", data=b"x") as response:
+        assert await response.json(content_type=None) == {}  # not multipart: nothing done
+    checked_in = await upload(world, [*base, ("deserializerOid", deserializer), ("sync", "true")])
+    if world.dialect is Dialect.BIMSIE1:
+        assert set(checked_in) == {"checkinid"}
+    else:
+        check_shape(world.dialect, "SLongCheckinActionState", checked_in)
+        assert checked_in["roid"] == world.emulator.projects[world.poid].revisions[-1]

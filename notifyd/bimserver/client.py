@@ -121,17 +121,23 @@ class BimServerClient:
         body = {"requests": [self._request(name, params) for name, params in calls]}
         return await self._post(body, "batch", None, batch=True)
 
-    async def _post(
-        self, body: dict[str, Any], name: str, timeout: float | None, *, batch: bool = False
-    ) -> list[envelope.Outcome]:
-        if self.token is not None:
-            body["token"] = self.token
+    async def post(
+        self,
+        path: str,
+        name: str,
+        *,
+        data: Any,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """One POST to BIMserver, never following a redirect: the token stays with the
+        allowlisted server. Network failures, timeouts, 5xx and 429 are BimServerUnavailable."""
         try:
             async with self.session.post(
-                f"{self.api_url}/json",
-                data=orjson.dumps(body),
-                headers={"Content-Type": "application/json; charset=UTF-8"},
-                timeout=aiohttp.ClientTimeout(total=timeout or self.call_timeout),
+                f"{self.api_url}{path}",
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as response:
                 payload = await response.read()
@@ -140,6 +146,20 @@ class BimServerClient:
             raise BimServerUnavailable(f"{name}: {describe_network_error(exc)}") from exc
         if status >= 500 or status == 429:
             raise BimServerUnavailable(f"{name}: BIMserver answered HTTP {status}")
+        return status, payload
+
+    async def _post(
+        self, body: dict[str, Any], name: str, timeout: float | None, *, batch: bool = False
+    ) -> list[envelope.Outcome]:
+        if self.token is not None:
+            body["token"] = self.token
+        status, payload = await self.post(
+            "/json",
+            name,
+            data=orjson.dumps(body),
+            headers={"Content-Type": "application/json; charset=UTF-8"},
+            timeout=timeout or self.call_timeout,
+        )
         if status != 200:
             # JsonApiServlet answers 403 to a refused Origin; other codes come from a proxy.
             raise BimServerError(

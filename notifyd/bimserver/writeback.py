@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from notifyd.bimserver.client import BimServerClient, bimserver_error, describe_network_error
+from notifyd.bimserver.client import BimServerClient, bimserver_error
 from notifyd.errors import BimServerError, BimServerUnavailable, PermanentError
 from notifyd.protocol.bimserver.catalogue import EXTENDED_DATA_NAMESPACES
 from notifyd.records import Dialect
@@ -164,23 +164,11 @@ async def checkin(
         ("sync", "true"),
     ):
         form.add_field(key, value)
-    try:
-        with path.open("rb") as handle:
-            form.add_field(
-                "file", handle, filename=path.name, content_type="application/octet-stream"
-            )
-            async with client.session.post(
-                f"{client.api_url}/upload",
-                data=form,
-                timeout=aiohttp.ClientTimeout(total=client.download_timeout),
-                allow_redirects=False,
-            ) as response:
-                payload = await response.read()
-                status = response.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise BimServerUnavailable(f"upload: {describe_network_error(exc)}") from exc
-    if status >= 500:
-        raise BimServerUnavailable(f"upload: BIMserver answered HTTP {status}")
+    with path.open("rb") as handle:
+        form.add_field("file", handle, filename=path.name, content_type="application/octet-stream")
+        _, payload = await client.post(
+            "/upload", "upload", data=form, timeout=client.download_timeout
+        )
     try:
         document = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -197,4 +185,8 @@ async def checkin(
     if document.get("state") == "AS_ERROR":
         errors = "; ".join(map(str, document.get("errors") or [])) or "no reason given"
         raise BimServerError(f"check-in failed: {errors}", call="upload")
+    if not {"state", "checkinid", "topicId"} & set(document):
+        # [1.5] sync answers SLongCheckinActionState, [1.4] {"checkinid"}; anything else (the
+        # servlet's {} when it did nothing) is no check-in.
+        raise BimServerUnavailable(f"upload: no check-in in the answer {payload[:120]!r}")
     return document

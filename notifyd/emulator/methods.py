@@ -197,22 +197,22 @@ def _unregister_topic(api_: JsonApi, call: Call) -> None:
 # -- extended data and files ----------------------------------------------------------------
 
 
+def _schema_where(api_: JsonApi, field: str, value: str) -> dict[str, Any]:
+    """AbstractGetByFieldDatabaseAction.java:46 throws on a miss."""
+    for schema in api_.state.schemas.values():
+        if getattr(schema, field) == value:
+            return api_.state.s_schema(schema)
+    raise ApiError(f"No ExtendedDataSchema found where {field} = {value}")
+
+
 @handles("getExtendedDataSchemaByName", Auth.TOKEN)
 def _schema_by_name(api_: JsonApi, call: Call) -> dict[str, Any]:
-    name = call.params["name"]
-    for schema in api_.state.schemas.values():
-        if schema.name == name:
-            return api_.state.s_schema(schema)
-    raise ApiError(f"No ExtendedDataSchema found where name = {name}")
+    return _schema_where(api_, "name", call.params["name"])
 
 
 @handles("getExtendedDataSchemaByNamespace", Auth.TOKEN)
 def _schema_by_namespace(api_: JsonApi, call: Call) -> dict[str, Any]:
-    namespace = call.params["namespace"]
-    for schema in api_.state.schemas.values():
-        if schema.namespace == namespace:
-            return api_.state.s_schema(schema)
-    raise ApiError(f"No ExtendedDataSchema found where namespace = {namespace}")
+    return _schema_where(api_, "namespace", call.params["namespace"])
 
 
 @handles("getAllExtendedDataSchemas", Auth.TOKEN)

@@ -189,12 +189,6 @@ class BimServerEmulator:
             service_url, identifier, profile, poid=poid, write_poid=write_poid
         )
 
-    async def call_service(self, service_url: str, method: str, **parameters: Any) -> Any:
-        return await self.notifier.call(service_url, method, **parameters)
-
-    def token_for(self, service: RegisteredService, roid: int) -> str:
-        return self.state.issue_token(self.state.notification_grant(service, roid))
-
     async def notify_new_revision(self, service: RegisteredService, roid: int) -> str:
         return await self.notifier.new_revision(service, roid)
 

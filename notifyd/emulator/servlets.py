@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -208,12 +209,18 @@ class Servlets:
         fields: dict[str, str] = {}
         result: dict[str, Any] = {}
         try:
+            if not request.content_type.startswith("multipart/"):
+                # isMultipartContent is false: nothing is done, the answer is {} (line 75).
+                return web.Response(body=b"{}", content_type="text/json")
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
                 if not isinstance(part, aiohttp.BodyPartReader):
                     continue
                 if part.filename is None:
-                    fields[part.name or ""] = (await part.read()).decode()
+                    name = part.name or ""
+                    fields[name] = (await part.read()).decode("utf-8", "replace")
+                    if name in ("poid", "topicId", "deserializerOid"):
+                        _parse_long(fields[name])  # Long.parseLong as each field arrives
                     continue
                 data = await part.read()
                 if fields.get("action") == "file":
@@ -224,6 +231,13 @@ class Servlets:
                     result = {"exception": "No poid"}
         except ApiError as exc:
             result = {"exception": {"__type": exc.exception_type, "message": exc.message}}
+        except ValueError:  # a broken multipart body: FileUploadException in BIMserver
+            result = {
+                "exception": {
+                    "__type": "MalformedStreamException",
+                    "message": "Stream ended unexpectedly",
+                }
+            }
         if fault is not None and fault.kind is FaultKind.DROP_AFTER:
             drop(request)
         return web.Response(body=orjson.dumps(result), content_type="text/json")
@@ -239,14 +253,12 @@ class Servlets:
         return {"fileId": file_id}
 
     async def _checkin(self, fields: dict[str, str], filename: str, data: bytes) -> dict[str, Any]:
-        try:
-            poid = int(fields["poid"])
-            deserializer = int(fields.get("deserializerOid", "-1"))
-        except ValueError as exc:
-            raise ApiError(f'For input string: "{exc}"', "NumberFormatException") from None
+        poid = _parse_long(fields["poid"])
+        deserializer = _parse_long(fields.get("deserializerOid", "-1"))
+        if fields.get("token") is None:
+            return {}  # UploadServlet.java:138 acts only "if (token != null)"
         grant = self.api.authenticate(fields.get("token"), "checkin")
-        if grant is None:
-            raise ApiError("Authentication required for this call")
+        assert grant is not None
         if not grant.user and grant.checkin_poid != poid:
             if self.dialect is Dialect.BIMSIE1:
                 raise ApiError("No rights to checkin to this project")
@@ -256,13 +268,13 @@ class Servlets:
         if poid not in self.state.projects:
             raise ApiError(f"Project with oid {poid} does not exist")
         if deserializer not in self.state.deserializers:
-            raise ApiError(f"No deserializer with oid {deserializer}")
+            raise ApiError(f"Deserializer with oid {deserializer} not found")  # ServiceImpl:1176
         path = self.data_dir() / f"checkin-{self.state.new_id()}-{Path(filename).name}"
         path.write_bytes(data)
         revision = self.state.add_revision(
             poid, path, fields.get("comment", ""), service_id=grant.soid
         )
-        topic_id = int(fields.get("topicId", "-1"))
+        topic_id = _parse_long(fields.get("topicId", "-1"))
         if topic_id == -1:
             topic_id = self.state.new_id()
         await self.on_checkin(revision, fields, len(data))
@@ -300,6 +312,13 @@ class Servlets:
             if isinstance(document, dict) and "token" in document:
                 await socket.send_json({"endpointid": self.state.new_id()})
         return socket
+
+
+def _parse_long(text: str) -> int:
+    """Java's ``Long.parseLong``, failing with its NumberFormatException and message."""
+    if re.fullmatch(r"[+-]?\d+", text) is None:
+        raise ApiError(f'For input string: "{text}"', "NumberFormatException")
+    return int(text)
 
 
 def _as_long(value: Any) -> int:

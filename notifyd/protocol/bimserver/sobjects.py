@@ -237,7 +237,3 @@ def sobject(dialect: Dialect, type_name: str, **values: Any) -> dict[str, Any]:
     for name, java_type in fields.items():
         body[name] = values[name] if name in values else _default(name, java_type)
     return body
-
-
-def has_field(dialect: Dialect, type_name: str, field: str) -> bool:
-    return field in FIELDS[dialect].get(type_name, {})
