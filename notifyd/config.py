@@ -71,6 +71,9 @@ class Settings(BaseModel):
     retry_cap_seconds: float = Field(default=600.0, ge=0)
     memory_limit_mb: int | None = Field(default=4096, ge=256)
     bimserver_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Ask BIMserver to gzip downloads (DownloadServlet honours Accept-Encoding: gzip): a
+    # revision crosses a slow link several times faster, but BIMserver compresses on one core.
+    download_gzip: bool = True
 
     @field_validator("base_path")
     @classmethod

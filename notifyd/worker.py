@@ -95,6 +95,7 @@ class WorkerConfig:
     work_dir: Path = Path("data/work")
     progress_interval: float = 1.0
     bimserver_timeout: float = 60.0
+    download_gzip: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -108,6 +109,7 @@ class WorkerConfig:
             drain_seconds=settings.drain_seconds,
             work_dir=settings.data_dir / "work",
             bimserver_timeout=settings.bimserver_timeout_seconds,
+            download_gzip=settings.download_gzip,
         )
 
 
@@ -321,6 +323,7 @@ class Worker:
             dialect=facts.dialect,
             facts=facts,
             call_timeout=self.config.bimserver_timeout,
+            download_gzip=self.config.download_gzip,
         )
         skipped = await self._own_echo(client, job, spec)
         if skipped is not None:

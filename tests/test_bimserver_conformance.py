@@ -469,15 +469,11 @@ async def test_a_download_stays_at_done_preparing_until_its_bytes_are_fetched(
 
 
 async def test_download_servlet_errors_are_not_json(world: World) -> None:
-    params = {
-        "token": world.admin,
-        "topicId": "999999",
-        "longActionId": "999999",
-        "serializerOid": "1",
-    }
-    async with world.session.get(f"{world.emulator.url}/download", params=params) as response:
-        assert response.status == 500
-        assert response.content_type != "application/json"
+    unknown = {"topicId": "999999", "longActionId": "999999", "serializerOid": "1"}
+    for params in ({"token": world.admin, **unknown}, unknown):  # unknown topic; no token
+        async with world.session.get(f"{world.emulator.url}/download", params=params) as answer:
+            assert answer.status == 500
+            assert answer.content_type != "application/json"
 
 
 async def test_batch_answers_are_bare_and_independent(world: World) -> None:

@@ -76,6 +76,7 @@ class BimServerClient:
         call_timeout: float = 60.0,
         progress_poll: float = 0.05,
         download_timeout: float = 3600.0,
+        download_gzip: bool = True,
     ) -> None:
         self.session = session
         self.api_url = api_url.rstrip("/")
@@ -85,6 +86,7 @@ class BimServerClient:
         self.call_timeout = call_timeout
         self.progress_poll = progress_poll
         self.download_timeout = download_timeout
+        self.download_gzip = download_gzip
 
     def method(self, name: str) -> api.Method:
         return api.method(self.dialect, name)

@@ -196,6 +196,7 @@ async def _stream(client: BimServerClient, topic_id: int, serializer_oid: int, d
         async with client.session.get(
             f"{client.api_url}/download",
             params=params,
+            headers={"Accept-Encoding": "gzip" if client.download_gzip else "identity"},
             timeout=aiohttp.ClientTimeout(total=client.download_timeout, sock_read=120),
             allow_redirects=False,
         ) as response:

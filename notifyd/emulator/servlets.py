@@ -150,7 +150,9 @@ class Servlets:
             return early
         query = request.query
         try:
-            self.api.authenticate(query.get("token"), "download")
+            if self.api.authenticate(query.get("token"), "download") is None:
+                # getServiceFactory().get(null token) fails (DownloadServlet.java:95)
+                raise ApiError("Token required")
             if self.dialect is Dialect.BIMSIE1:
                 if "serializerOid" not in query:
                     raise ApiError("No SerializerPluginConfiguration found where name = null")
