@@ -69,6 +69,12 @@ class Settings(BaseModel):
     drain_seconds: float = Field(default=30.0, ge=0)
     retry_base_seconds: float = Field(default=5.0, ge=0)
     retry_cap_seconds: float = Field(default=600.0, ge=0)
+    # A BIMserver that does not answer pauses its jobs, probed at growing intervals up to
+    # this; attempts are spent again only after outage_patience_seconds of outage.
+    outage_probe_cap_seconds: float = Field(default=60.0, gt=0)
+    outage_patience_seconds: float = Field(default=86_400.0, ge=0)
+    # A job that ran out of attempts keeps its BIMserver tokens this long for `jobs retry`.
+    token_retention_seconds: float = Field(default=604_800.0, ge=0)
     memory_limit_mb: int | None = Field(default=4096, ge=256)
     bimserver_timeout_seconds: float = Field(default=60.0, gt=0)
     # Ask BIMserver to gzip downloads (DownloadServlet honours Accept-Encoding: gzip): a

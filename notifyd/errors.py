@@ -90,6 +90,12 @@ class BimServerUnavailable(TransientError):
     """BIMserver could not be reached, timed out, or answered with a server error."""
 
 
+class BimServerDown(BimServerUnavailable):
+    """BIMserver did not answer at all (refused, unreachable, timed out, 5xx or a proxy's page).
+
+    Its jobs wait for it without spending attempts (up to ``outage_patience_seconds``)."""
+
+
 class BimServerError(JobFailure):
     """BIMserver answered with an exception; its message is kept verbatim.
 

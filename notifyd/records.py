@@ -172,3 +172,24 @@ class Attempt:
 class EnqueueResult:
     job_id: int
     created: bool  # False when the notification was a duplicate of an existing job
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerOutage:
+    """A BIMserver that stopped answering: its jobs wait until ``paused_until``, then probe."""
+
+    api_url: str
+    down_since: float
+    failures: int
+    paused_until: float
+    last_error: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ServerOutage:
+        return cls(
+            api_url=row["api_url"],
+            down_since=row["down_since"],
+            failures=row["failures"],
+            paused_until=row["paused_until"],
+            last_error=row["last_error"],
+        )

@@ -16,6 +16,7 @@ from notifyd.errors import JobFailure, Retry
 class RetryPolicy:
     base_seconds: float = 5.0
     cap_seconds: float = 600.0
+    outage_cap_seconds: float = 60.0
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, error: BaseException, attempt: int) -> float | None:
@@ -30,3 +31,9 @@ class RetryPolicy:
             return max(0.0, error.delay)
         ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
         return self.rng.uniform(0, ceiling)
+
+    def outage_pause(self, failures: int) -> float:
+        """How long a BIMserver that did not answer ``failures`` times in a row is left alone.
+
+        No jitter: its paused jobs should come back together, as one probe."""
+        return min(self.outage_cap_seconds, self.base_seconds * 2 ** max(0, failures - 1))

@@ -31,6 +31,7 @@ from notifyd.bimserver.client import BimServerClient, ServerCache
 from notifyd.bimserver.download import download_revision
 from notifyd.config import Settings
 from notifyd.errors import (
+    BimServerDown,
     BimServerError,
     BimServerUnavailable,
     JobCancelled,
@@ -96,6 +97,9 @@ class WorkerConfig:
     progress_interval: float = 1.0
     bimserver_timeout: float = 60.0
     download_gzip: bool = True
+    outage_patience_seconds: float = 86_400.0
+    token_retention_seconds: float = 604_800.0
+    min_claim_interval: float = 0.02
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -110,6 +114,8 @@ class WorkerConfig:
             work_dir=settings.data_dir / "work",
             bimserver_timeout=settings.bimserver_timeout_seconds,
             download_gzip=settings.download_gzip,
+            outage_patience_seconds=settings.outage_patience_seconds,
+            token_retention_seconds=settings.token_retention_seconds,
         )
 
 
@@ -136,6 +142,8 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._down: set[str] = set()  # BIMservers this worker saw down
+        self._idle_claim = False  # the last claim found nothing, and no job ended since
 
     def wake(self) -> None:
         """A job was enqueued in this process: claim now instead of at the next poll."""
@@ -180,6 +188,7 @@ class Worker:
             limit=free,
             one_per_project=self.config.one_job_per_project,
         )
+        self._idle_claim = not claimed
         for job in claimed:
             task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
             self._running[job.id] = task
@@ -188,9 +197,13 @@ class Worker:
 
     def _finished(self, job_id: int, _task: object = None) -> None:
         self._running.pop(job_id, None)
+        self._idle_claim = False
         self._wakeup.set()
 
     async def _sleep(self) -> None:
+        """Until the poll interval passes, a job ends, or a job arrives. Arrivals that find
+        nothing to claim (every due project busy) are taken together, one claim per
+        ``min_claim_interval``, not one per notification."""
         self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.config.poll_seconds):
@@ -201,6 +214,8 @@ class Worker:
                 finally:
                     stop.cancel()
                     wake.cancel()
+                if self._idle_claim and not self._stopping.is_set():
+                    await asyncio.sleep(self.config.min_claim_interval)
 
     async def stop(self) -> None:
         """Stop claiming; ``run`` then drains and returns."""
@@ -217,12 +232,18 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def reclaim(self) -> None:
-        """Requeue jobs whose lease ran out, and at once those of dead processes on this host."""
+        """Requeue jobs whose lease ran out, and at once those of dead processes on this host;
+        erase the tokens dead jobs kept past their retention window."""
         for job in await self.storage.list_jobs(status=JobStatus.RUNNING, limit=1000):
             if _dead_local_worker(job.worker_id) and job.worker_id:
                 await self.storage.expire_lease(job.id, worker_id=job.worker_id)
         for job in await self.storage.reclaim_expired():
             log.warning("job_reclaimed", status=str(job.status), **job.log_context())
+        erased = await self.storage.erase_tokens(
+            finished_before=time.time() - self.config.token_retention_seconds
+        )
+        if erased:
+            log.info("tokens_erased", jobs=erased)
 
     # -- one job -----------------------------------------------------------------------
 
@@ -265,7 +286,15 @@ class Worker:
                 cancelled.set()
                 return
 
+    async def _server_answered(self, api_url: str) -> None:
+        if api_url in self._down:
+            self._down.discard(api_url)
+            await self.storage.server_answered(api_url)
+            log.info("bimserver_back", api_url=api_url)
+
     async def _complete(self, job: Job, result: dict[str, Any], started: float) -> None:
+        with contextlib.suppress(StorageError):
+            await self._server_answered(job.notification.api_url)
         result["timings_ms"]["total"] = round((time.monotonic() - started) * 1000, 2)
         result["timings_ms"]["since_notification"] = round((time.time() - job.created_at) * 1000, 2)
         try:
@@ -276,15 +305,36 @@ class Worker:
         log.info("job_succeeded", **result)
 
     async def _record_failure(self, job: Job, exc: BaseException) -> None:
-        self.servers.forget_lookups(job.notification.api_url)
+        api_url = job.notification.api_url
+        self.servers.forget_lookups(api_url)
         message = _failure_message(exc)
-        delay = (
-            None if isinstance(exc, JobCancelled) else self.retry_policy.delay(exc, job.attempts)
-        )
-        retry_at = None if delay is None else time.time() + delay
+        spend_attempt = True
         try:
+            if isinstance(exc, BimServerDown):
+                # Wait for BIMserver without spending attempts, and pause its other jobs.
+                outage = await self.storage.pause_server(
+                    api_url, error=message, pause=self.retry_policy.outage_pause
+                )
+                self._down.add(api_url)
+                retry_at: float | None = outage.paused_until
+                spend_attempt = (
+                    time.time() - outage.down_since > self.config.outage_patience_seconds
+                )
+            else:
+                if not isinstance(exc, asyncio.CancelledError | BimServerUnavailable):
+                    await self._server_answered(api_url)
+                delay = (
+                    None
+                    if isinstance(exc, JobCancelled)
+                    else self.retry_policy.delay(exc, job.attempts)
+                )
+                retry_at = None if delay is None else time.time() + delay
             updated = await self.storage.fail(
-                job.id, worker_id=self.worker_id, error=message, retry_at=retry_at
+                job.id,
+                worker_id=self.worker_id,
+                error=message,
+                retry_at=retry_at,
+                spend_attempt=spend_attempt,
             )
         except StorageError as failure:
             _outcome_not_recorded(failure)
@@ -293,7 +343,12 @@ class Worker:
             "job_failed",
             error=message,
             status=str(updated.status),
-            retry_in=None if updated.status is not JobStatus.QUEUED else round(delay or 0, 2),
+            attempt_spent=spend_attempt,
+            retry_in=(
+                None
+                if updated.status is not JobStatus.QUEUED or retry_at is None
+                else round(max(0.0, retry_at - time.time()), 2)
+            ),
         )
 
     async def _release(self, job: Job) -> None:
@@ -559,6 +614,7 @@ async def open_worker(
                 retry_policy=RetryPolicy(
                     base_seconds=settings.retry_base_seconds,
                     cap_seconds=settings.retry_cap_seconds,
+                    outage_cap_seconds=settings.outage_probe_cap_seconds,
                 ),
                 **overrides,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -71,3 +72,24 @@ def test_unknown_job_is_named(database: Path) -> None:
     result = run(database, "show", "99")
     assert result.exit_code == 1
     assert "No job with id 99" in result.output  # type: ignore[attr-defined]
+
+
+def test_retry_dead_queues_every_job_that_ran_out_of_attempts(database: Path) -> None:
+    async def run_out_of_attempts() -> None:
+        async with SqliteStorage.open(database) as storage:
+            while claimed := await storage.claim(worker_id="w", lease_seconds=60, limit=2):
+                for job in claimed:
+                    await storage.fail(job.id, worker_id="w", error="HTTP 503", retry_at=0)
+
+    asyncio.run(run_out_of_attempts())
+    result = run(database, "retry", "--dead")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert "2 dead job(s) queued again: 2, 3" in result.output  # type: ignore[attr-defined]
+    queued = run(database, "list", "--status", "queued", "--json")
+    assert sorted(j["id"] for j in json.loads(queued.output)) == [2, 3]  # type: ignore[attr-defined]
+
+
+def test_retry_needs_a_job_or_dead(database: Path) -> None:
+    result = run(database, "retry")
+    assert result.exit_code == 2
+    assert "give either a JOB_ID or --dead" in result.output  # type: ignore[attr-defined]

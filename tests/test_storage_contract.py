@@ -219,7 +219,7 @@ async def test_expired_lease_on_last_attempt_is_dead(
     clock.advance(LEASE + 1)
     [dead] = await storage.reclaim_expired()
     assert dead.status is JobStatus.DEAD
-    assert dead.notification.token is None
+    assert dead.notification.token is not None  # kept for a retry: the worker may come back
 
 
 async def test_release_does_not_spend_an_attempt(storage: SqliteStorage) -> None:
@@ -374,3 +374,142 @@ async def test_an_uploaded_extended_data_file_is_known_by_server_and_service(
     assert not await storage.wrote_extended_data(
         api_url="http://other-bimserver:8080", service=n.service, file_id=917505
     )
+
+
+async def test_a_job_out_of_attempts_keeps_its_tokens_for_a_retry(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=1)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    dead = await storage.fail(job.id, worker_id="w", error="timed out", retry_at=clock.now)
+    assert dead.status is JobStatus.DEAD
+    assert dead.notification.token is not None
+    again = await storage.retry(job.id, attempts=2)
+    assert (again.status, again.max_attempts) == (JobStatus.QUEUED, 3)
+
+
+async def test_kept_tokens_are_erased_after_the_retention_window(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=1)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    await storage.fail(job.id, worker_id="w", error="timed out", retry_at=clock.now)
+    assert await storage.erase_tokens(finished_before=clock.now - 1) == 0
+    clock.advance(10)
+    assert await storage.erase_tokens(finished_before=clock.now - 5) == 1
+    erased = await storage.get(job.id)
+    assert (erased.notification.token, erased.notification.user_token) == (None, None)
+    with pytest.raises(InvalidTransition, match="token_retention_seconds"):
+        await storage.retry(job.id)
+
+
+async def test_retry_dead_queues_every_dead_job_that_holds_its_tokens(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    for poid in (1, 2, 3):
+        await storage.enqueue(make_notification(poid=poid), max_attempts=1)
+    jobs = await storage.claim(worker_id="w", lease_seconds=LEASE, limit=3)
+    transient = [j.id for j in jobs[:2]]
+    for job_id in transient:
+        await storage.fail(job_id, worker_id="w", error="503", retry_at=clock.now)
+    await storage.fail(jobs[2].id, worker_id="w", error="No rights", retry_at=None)
+    retried = await storage.retry_dead(attempts=2)
+    assert sorted(j.id for j in retried) == sorted(transient)
+    assert all(j.status is JobStatus.QUEUED and j.max_attempts == 3 for j in retried)
+    assert (await storage.get(jobs[2].id)).status is JobStatus.DEAD
+    assert len(await storage.claim(worker_id="w", lease_seconds=LEASE, limit=3)) == 2
+
+
+async def test_an_attempt_that_found_bimserver_down_is_not_spent(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    await storage.enqueue(make_notification(), max_attempts=1)
+    for _ in range(5):
+        [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+        failed = await storage.fail(
+            job.id, worker_id="w", error="refused", retry_at=clock.now, spend_attempt=False
+        )
+        assert failed.status is JobStatus.QUEUED
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    assert job.attempts == 6
+    assert (await storage.complete(job.id, worker_id="w")).status is JobStatus.SUCCEEDED
+
+
+async def test_a_bimserver_that_is_down_pauses_all_its_projects(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    for poid in (1, 2, 3):
+        await storage.enqueue(make_notification(poid=poid), max_attempts=3)
+    await storage.enqueue(make_notification(poid=1, api_url="http://other.test"), max_attempts=3)
+    [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
+    outage = await storage.pause_server(
+        job.notification.api_url, error="refused", pause=lambda n: 10.0 * n
+    )
+    assert (outage.down_since, outage.failures, outage.paused_until) == (
+        clock.now,
+        1,
+        clock.now + 10,
+    )
+    await storage.fail(
+        job.id, worker_id="w", error="refused", retry_at=outage.paused_until, spend_attempt=False
+    )
+    [other] = await storage.claim(worker_id="w", lease_seconds=LEASE, limit=5)
+    assert other.notification.api_url == "http://other.test"
+    clock.advance(10)
+    probes = await storage.claim(worker_id="w", lease_seconds=LEASE, limit=5)
+    assert sorted(j.notification.poid for j in probes) == [1, 2, 3]
+    clock.advance(1)
+    again = await storage.pause_server(job.notification.api_url, error="x", pause=lambda n: 10.0)
+    assert (again.down_since, again.failures) == (outage.down_since, 2)
+    assert [o.api_url for o in await storage.outages()] == [job.notification.api_url]
+    await storage.server_answered(job.notification.api_url)
+    assert await storage.outages() == []
+
+
+async def test_an_outage_with_no_failure_for_a_while_is_over(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    first = await storage.pause_server("http://b.test", error="x", pause=lambda n: 10.0)
+    clock.advance(21)
+    second = await storage.pause_server("http://b.test", error="x", pause=lambda n: 10.0)
+    assert (second.down_since, second.failures) == (clock.now, 1)
+    assert second.down_since > first.down_since
+
+
+async def test_a_claim_does_not_read_the_backlog_of_a_busy_project(
+    storage: SqliteStorage, clock: FakeClock
+) -> None:
+    """Counted in SQLite VM steps: with the busy project's backlog ten times longer, finding
+    the one due job of another project costs the same."""
+    from notifyd.storage.sqlite import _due_jobs
+
+    await storage.enqueue(make_notification(poid=1), max_attempts=3)
+    await storage.claim(worker_id="w", lease_seconds=LEASE)  # project 1 is now busy
+    steps = []
+    queued = 0
+    for backlog in (200, 2000):
+        await asyncio.gather(
+            *(
+                storage.enqueue(make_notification(poid=1), max_attempts=3)
+                for _ in range(backlog - queued)
+            )
+        )
+        queued = backlog
+        clock.advance(1)
+        other = await storage.enqueue(make_notification(poid=10_000 + backlog), max_attempts=3)
+        conn = sqlite3.connect(storage.path)
+        counted = [0]
+
+        def count(counted: list[int] = counted) -> int:
+            counted[0] += 1
+            return 0
+
+        conn.set_progress_handler(count, 10)
+        try:
+            chosen = _due_jobs(conn, clock.now, 1, True)
+        finally:
+            conn.close()
+        assert chosen == [other.job_id]
+        await storage.cancel(chosen[0])
+        steps.append(counted[0])
+    assert steps[1] <= steps[0] * 1.5 + 5, steps

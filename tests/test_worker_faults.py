@@ -108,8 +108,12 @@ async def test_an_expired_token_found_at_download_kills_the_job(
         assert "This token has expired" in (job.last_error or "")
 
 
-async def test_persistent_outage_ends_dead_after_max_attempts(tmp_path: Path, model: Path) -> None:
-    async with running_stack(tmp_path, max_attempts=3) as stack:
+async def test_an_outage_past_the_patience_ends_dead_after_max_attempts(
+    tmp_path: Path, model: Path
+) -> None:
+    async with running_stack(
+        tmp_path, max_attempts=3, outage_patience_seconds=0, outage_probe_cap_seconds=0.1
+    ) as stack:
         stack.emulator.inject(FaultKind.HTTP_503, "getSerializerByPluginClassName", times=100)
         job, _ = await stack.run("test-noop", model)
         assert job.status is JobStatus.DEAD
@@ -120,6 +124,18 @@ async def test_persistent_outage_ends_dead_after_max_attempts(tmp_path: Path, mo
             AttemptOutcome.DEAD,
         ]
         assert all("HTTP 503" in (a.error or "") for a in history)
+        assert job.notification.token is not None  # kept for `notifyd jobs retry`
+
+
+async def test_a_bimserver_that_answers_with_transient_faults_spends_attempts(
+    tmp_path: Path, model: Path
+) -> None:
+    async with running_stack(tmp_path, max_attempts=2) as stack:
+        stack.emulator.inject(FaultKind.NO_DATA_FOR_TOPIC, "getProgress", times=100)
+        job, _ = await stack.run("test-noop", model)
+        assert job.status is JobStatus.DEAD
+        assert job.attempts == 2
+        assert await stack.storage.outages() == []
 
 
 async def test_extended_data_is_written_once_when_the_answer_is_lost(

@@ -3,7 +3,7 @@
 Every call is built from the method table (``notifyd.protocol.bimserver.api``), so a parameter
 name or interface the dialect lacks is a programming error here, never a request BIMserver
 refuses. Every BIMserver exception becomes a ``BimServerError`` classified by the fault table;
-connection problems, timeouts and 5xx answers become ``BimServerUnavailable`` (retried).
+connection problems, timeouts, 5xx and 429 answers become ``BimServerDown`` (waited out).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 import structlog
 
-from notifyd.errors import BimServerError, BimServerUnavailable
+from notifyd.errors import BimServerDown, BimServerError
 from notifyd.protocol.bimserver import api, envelope
 from notifyd.protocol.bimserver.faults import Verdict, classify
 from notifyd.records import Dialect
@@ -133,7 +133,7 @@ class BimServerClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """One POST to BIMserver, never following a redirect: the token stays with the
-        allowlisted server. Network failures, timeouts, 5xx and 429 are BimServerUnavailable."""
+        allowlisted server. Network failures, timeouts, 5xx and 429 are BimServerDown."""
         try:
             async with self.session.post(
                 f"{self.api_url}{path}",
@@ -145,9 +145,9 @@ class BimServerClient:
                 payload = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise BimServerUnavailable(f"{name}: {describe_network_error(exc)}") from exc
+            raise BimServerDown(f"{name}: {describe_network_error(exc)}") from exc
         if status >= 500 or status == 429:
-            raise BimServerUnavailable(f"{name}: BIMserver answered HTTP {status}")
+            raise BimServerDown(f"{name}: BIMserver answered HTTP {status}")
         return status, payload
 
     async def _post(
@@ -162,6 +162,9 @@ class BimServerClient:
             headers={"Content-Type": "application/json; charset=UTF-8"},
             timeout=timeout or self.call_timeout,
         )
+        if status == 404:
+            # Tomcat answers 404 while it (re)deploys BIMserver's web application.
+            raise BimServerDown(f"{name}: no BIMserver JSON API at {self.api_url}/json (HTTP 404)")
         if status != 200:
             # JsonApiServlet answers 403 to a refused Origin; other codes come from a proxy.
             raise BimServerError(
@@ -170,7 +173,7 @@ class BimServerClient:
         try:
             return envelope.read_answer(orjson.loads(payload), batch=batch)
         except (orjson.JSONDecodeError, envelope.MalformedAnswer) as exc:
-            raise BimServerUnavailable(
+            raise BimServerDown(
                 f"{name}: not a BIMserver answer ({exc}): {payload[:120]!r}"
             ) from exc
 

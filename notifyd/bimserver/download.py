@@ -29,7 +29,7 @@ import aiohttp
 import structlog
 
 from notifyd.bimserver.client import BimServerClient, describe_network_error
-from notifyd.errors import BimServerError, BimServerUnavailable, PermanentError
+from notifyd.errors import BimServerDown, BimServerError, BimServerUnavailable, PermanentError
 from notifyd.protocol.bimserver.catalogue import (
     IFC_CONTENT_TYPE,
     SERIALIZER_PLUGINS,
@@ -203,7 +203,7 @@ async def _stream(client: BimServerClient, topic_id: int, serializer_oid: int, d
             if response.status == 404:
                 raise _NoRawDownload("no /download servlet (HTTP 404)")
             if response.status >= 500:
-                raise BimServerUnavailable(f"/download answered HTTP {response.status}")
+                raise BimServerDown(f"/download answered HTTP {response.status}")
             if response.status != 200:
                 raise _NoRawDownload(f"/download answered HTTP {response.status}")
             if "Content-Disposition" not in response.headers:
@@ -217,6 +217,8 @@ async def _stream(client: BimServerClient, topic_id: int, serializer_oid: int, d
                 async for chunk in response.content.iter_chunked(CHUNK):
                     handle.write(chunk)
                     size += len(chunk)
+    except aiohttp.ClientConnectorError as exc:
+        raise BimServerDown(f"download {topic_id}: {describe_network_error(exc)}") from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise BimServerUnavailable(
             f"download {topic_id} broke off: {describe_network_error(exc)}"

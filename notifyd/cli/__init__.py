@@ -6,28 +6,19 @@ import asyncio
 import json
 import signal
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import structlog
 
+from notifyd.cli.common import config_option, registry_or_exit, settings_or_exit
 from notifyd.cli.emulator import emulator_command
-from notifyd.config import Settings, load_settings
+from notifyd.cli.jobs import jobs
 from notifyd.errors import NotifydError
 from notifyd.logs import configure_logging
-from notifyd.plugins import load_registry
-from notifyd.records import Dialect, JobStatus
-from notifyd.services import Registry, service_descriptor, settings_schema
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="NOTIFYD_CONFIG",
-    help="TOML config file (env NOTIFYD_CONFIG).",
-)
+from notifyd.records import Dialect
+from notifyd.services import service_descriptor, settings_schema
 
 
 def _tune_process() -> None:
@@ -39,20 +30,6 @@ def _tune_process() -> None:
     benchmarks/ack_throughput.py). Throughput is unchanged.
     """
     sys.setswitchinterval(0.001)
-
-
-def _settings(config_path: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config_path, overrides)
-    except NotifydError as exc:
-        raise click.ClickException(exc.message) from exc
-
-
-def _registry(settings: Settings) -> Registry:
-    try:
-        return load_registry(settings)
-    except NotifydError as exc:
-        raise click.ClickException(exc.message) from exc
 
 
 @click.group()
@@ -84,11 +61,11 @@ def serve(
     from notifyd.web.app import create_app
     from notifyd.web.middlewares import make_access_logger
 
-    settings = _settings(
+    settings = settings_or_exit(
         config_path, host=host, port=port, data_dir=data_dir, log_format=log_format
     )
     configure_logging(settings.log_format, settings.log_level)
-    registry = _registry(settings)
+    registry = registry_or_exit(settings)
     _tune_process()
     log = structlog.get_logger("notifyd")
     log.info(
@@ -112,8 +89,8 @@ def serve(
 @config_option
 def check_config(config_path: Path | None) -> None:
     """Validate a config and its services and profiles; say exactly what is wrong."""
-    settings = _settings(config_path)
-    registry = _registry(settings)
+    settings = settings_or_exit(config_path)
+    registry = registry_or_exit(settings)
     profiles = sum(len(p) for p in registry.profiles.values())
     click.echo(
         f"config OK: {len(registry.services)} services, {profiles} profiles, "
@@ -131,8 +108,8 @@ def check_config(config_path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def services(config_path: Path | None, as_json: bool) -> None:
     """List the declared services with their public profiles, as BIMserver will see them."""
-    settings = _settings(config_path)
-    registry = _registry(settings)
+    settings = settings_or_exit(config_path)
+    registry = registry_or_exit(settings)
     entries: list[dict[str, Any]] = []
     for spec in registry.services.values():
         entries.append(
@@ -186,9 +163,9 @@ def worker(config_path: Path | None, concurrency: int | None, burst: bool) -> No
     from notifyd.storage import open_storage
     from notifyd.worker import open_worker
 
-    settings = _settings(config_path, worker_concurrency=concurrency)
+    settings = settings_or_exit(config_path, worker_concurrency=concurrency)
     configure_logging(settings.log_format, settings.log_level)
-    registry = _registry(settings)
+    registry = registry_or_exit(settings)
     _tune_process()
 
     async def run() -> None:
@@ -202,144 +179,6 @@ def worker(config_path: Path | None, concurrency: int | None, burst: bool) -> No
             await work.run(until_empty=burst)
 
     asyncio.run(run())
-
-
-@main.group()
-def jobs() -> None:
-    """Inspect and manage jobs: list, show, retry, cancel."""
-
-
-def _with_storage(config_path: Path | None, action: Any) -> Any:
-    from notifyd.storage import open_storage
-
-    settings = _settings(config_path)
-
-    async def run() -> Any:
-        async with open_storage(settings) as storage:
-            return await action(storage, settings)
-
-    try:
-        return asyncio.run(run())
-    except NotifydError as exc:
-        raise click.ClickException(exc.message) from exc
-
-
-def _job_dict(job: Any) -> dict[str, Any]:
-    n = job.notification
-    return {
-        "id": job.id,
-        "status": str(job.status),
-        "service": n.service,
-        "profile": n.profile,
-        "method": str(n.kind),
-        "dialect": str(n.dialect),
-        "poid": n.poid,
-        "roid": n.roid,
-        "edid": n.edid,
-        "soid": n.soid,
-        "apiUrl": n.api_url,
-        "attempts": job.attempts,
-        "maxAttempts": job.max_attempts,
-        "runAfter": _iso(job.run_after),
-        "leaseUntil": _iso(job.lease_until),
-        "worker": job.worker_id,
-        "cancelRequested": job.cancel_requested,
-        "createdAt": _iso(job.created_at),
-        "finishedAt": _iso(job.finished_at),
-        "lastError": job.last_error,
-        "result": job.result,
-        "steps": job.steps,
-    }
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
-@jobs.command("list")
-@config_option
-@click.option(
-    "--status", type=click.Choice([s.value for s in JobStatus]), help="Only jobs in this status."
-)
-@click.option("--limit", type=int, default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def jobs_list(config_path: Path | None, status: str | None, limit: int, as_json: bool) -> None:
-    """The newest jobs first."""
-
-    async def action(storage: Any, _settings: Settings) -> list[Any]:
-        return await storage.list_jobs(status=JobStatus(status) if status else None, limit=limit)
-
-    found = _with_storage(config_path, action)
-    if as_json:
-        click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
-        return
-    if not found:
-        click.echo("no jobs")
-    for job in found:
-        n = job.notification
-        error = f"  {job.last_error}" if job.last_error else ""
-        click.echo(
-            f"{job.id:>6}  {job.status:<9}  {n.service:<20} poid {n.poid} roid {n.roid}  "
-            f"attempts {job.attempts}/{job.max_attempts}{error}"
-        )
-
-
-@jobs.command("show")
-@config_option
-@click.argument("job_id", type=int)
-def jobs_show(config_path: Path | None, job_id: int) -> None:
-    """One job with its whole attempt history, as JSON."""
-
-    async def action(storage: Any, _settings: Settings) -> dict[str, Any]:
-        job = await storage.get(job_id)
-        attempts = await storage.attempts(job_id)
-        return {
-            **_job_dict(job),
-            "history": [
-                {
-                    "attempt": a.number,
-                    "worker": a.worker_id,
-                    "outcome": str(a.outcome),
-                    "startedAt": _iso(a.started_at),
-                    "finishedAt": _iso(a.finished_at),
-                    "error": a.error,
-                }
-                for a in attempts
-            ],
-        }
-
-    click.echo(json.dumps(_with_storage(config_path, action), indent=2))
-
-
-@jobs.command("retry")
-@config_option
-@click.argument("job_id", type=int)
-def jobs_retry(config_path: Path | None, job_id: int) -> None:
-    """Run a waiting job now, or queue a dead or cancelled one again."""
-
-    async def action(storage: Any, settings: Settings) -> Any:
-        return await storage.retry(job_id, attempts=settings.max_attempts)
-
-    job = _with_storage(config_path, action)
-    click.echo(f"job {job.id} is {job.status}")
-
-
-@jobs.command("cancel")
-@config_option
-@click.argument("job_id", type=int)
-def jobs_cancel(config_path: Path | None, job_id: int) -> None:
-    """Cancel a queued job, or stop a running one (its worker kills the service)."""
-
-    async def action(storage: Any, _settings: Settings) -> Any:
-        return await storage.cancel(job_id)
-
-    job = _with_storage(config_path, action)
-    if job.status is JobStatus.RUNNING:
-        click.echo(f"job {job.id} is running; its worker will stop it at the next heartbeat")
-    else:
-        click.echo(f"job {job.id} is {job.status}")
 
 
 @main.command()
@@ -373,12 +212,12 @@ def dev(
     from notifyd.dev import DevRun, run_dev
 
     sys.path.insert(0, str(Path.cwd()))
-    base = _settings(config_path, log_level="warning", log_format="console")
+    base = settings_or_exit(config_path, log_level="warning", log_format="console")
     settings = base.model_copy(
         update={"service_modules": [*base.service_modules, *modules], "worker_concurrency": 1}
     )
     configure_logging(settings.log_format, settings.log_level)
-    _registry(settings)  # fail early, with the reason, on a bad declaration
+    registry_or_exit(settings)  # fail early, with the reason, on a bad declaration
     run = DevRun(
         ifc_path=ifc_file.resolve(),
         service=service_id,
@@ -398,3 +237,4 @@ def dev(
 
 
 main.add_command(emulator_command)
+main.add_command(jobs)

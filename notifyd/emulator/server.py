@@ -71,6 +71,7 @@ class BimServerEmulator:
             on_checkin=self._checked_in,
         )
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._own_dir: Path | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -85,17 +86,33 @@ class BimServerEmulator:
         self.servlets.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await self._listen(port)
         self.notifier.site_address = self.url
         self.notifier.session = aiohttp.ClientSession()
         if self.data_dir is None:
             self._own_dir = Path(tempfile.mkdtemp(prefix="notifyd-emulator-"))
             self.data_dir = self._own_dir
         return self.url
+
+    async def _listen(self, port: int) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, self.host, port, reuse_address=True)
+        await self._site.start()
+        server = self._site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def go_down(self) -> None:
+        """Stop listening, as a BIMserver being restarted or upgraded: connections are
+        refused until ``come_back``; the server's state (tokens, projects) is kept."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def come_back(self) -> None:
+        """Listen again on the same port."""
+        if self._site is None:
+            await self._listen(self.port)
 
     async def stop(self) -> None:
         for task in list(self._background):

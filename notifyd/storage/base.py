@@ -6,9 +6,10 @@ the backend's injected clock, so tests can move time instead of sleeping.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from notifyd.records import Attempt, EnqueueResult, Job, JobStatus, Notification
+from notifyd.records import Attempt, EnqueueResult, Job, JobStatus, Notification, ServerOutage
 
 
 class Storage(Protocol):
@@ -43,9 +44,35 @@ class Storage(Protocol):
     ) -> Job:
         """Mark the job succeeded and erase its tokens."""
 
-    async def fail(self, job_id: int, *, worker_id: str, error: str, retry_at: float | None) -> Job:
-        """Record a failed attempt: queue it again at ``retry_at``, or kill it when None
-        (or when its attempts are used up), erasing the tokens of a dead job."""
+    async def fail(
+        self,
+        job_id: int,
+        *,
+        worker_id: str,
+        error: str,
+        retry_at: float | None,
+        spend_attempt: bool = True,
+    ) -> Job:
+        """Record a failed attempt: queue it again at ``retry_at``, or kill it for good when
+        None (erasing its tokens). A job out of attempts dies too but keeps its tokens for
+        ``retry``; an attempt that did not ``spend_attempt`` (BIMserver was down) is not
+        counted against ``max_attempts``."""
+
+    async def pause_server(
+        self, api_url: str, *, error: str, pause: Callable[[int], float]
+    ) -> ServerOutage:
+        """Record that the BIMserver did not answer: its queued jobs wait ``pause(failures)``
+        seconds (failures in this outage, from 1), then probe it. An outage is over when
+        nothing failed for twice the last pause."""
+
+    async def server_answered(self, api_url: str) -> None:
+        """The BIMserver answered: its outage, if any, is over."""
+
+    async def outages(self) -> list[ServerOutage]:
+        """BIMservers that are down, as last seen."""
+
+    async def erase_tokens(self, *, finished_before: float) -> int:
+        """Erase the tokens dead jobs kept for a retry, once their retention window is over."""
 
     async def release(self, job_id: int, *, worker_id: str) -> Job:
         """Hand a running job back to the queue (shutdown); the attempt does not count
@@ -57,6 +84,9 @@ class Storage(Protocol):
     async def retry(self, job_id: int, *, attempts: int = 1) -> Job:
         """Run a queued job now, or queue a dead or cancelled one again with ``attempts`` more
         tries (only while it still holds its BIMserver token)."""
+
+    async def retry_dead(self, *, attempts: int = 1) -> list[Job]:
+        """Queue again every dead job that still holds its tokens."""
 
     async def cancel(self, job_id: int) -> Job:
         """Cancel a queued job at once, or ask the worker running it to stop."""

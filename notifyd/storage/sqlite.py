@@ -36,6 +36,7 @@ from notifyd.records import (
     Job,
     JobStatus,
     Notification,
+    ServerOutage,
 )
 
 T = TypeVar("T")
@@ -113,6 +114,78 @@ def m003_written_files(db: sqlite_utils.Database) -> None:
         "(api_url, json_extract(steps, '$.file_id'), service) "
         "WHERE json_extract(steps, '$.file_id') IS NOT NULL"
     )
+
+
+@migrations()
+def m004_projects_and_servers(db: sqlite_utils.Database) -> None:
+    """Claims walk projects, not jobs; a BIMserver that is down pauses its projects.
+
+    ``projects`` holds, per BIMserver project, how many of its jobs run and ``next_due``: no
+    queued job of the project is due before it (it may be early, never late; NULL when
+    nothing is queued). Triggers keep it in step with every change of a job's status or
+    ``run_after``, whichever code makes it, so a claim reads the due projects from an index
+    and each project's first due job from another: its cost does not grow with the backlog.
+    """
+    for statement in (
+        """
+        CREATE TABLE projects (
+            api_url TEXT NOT NULL,
+            poid INTEGER NOT NULL,
+            running INTEGER NOT NULL DEFAULT 0,
+            next_due REAL,
+            PRIMARY KEY (api_url, poid)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE INDEX projects_due ON projects (next_due) WHERE next_due IS NOT NULL
+        """,
+        """
+        CREATE INDEX jobs_project_queue ON jobs (api_url, poid, run_after, id)
+            WHERE status = 'queued'
+        """,
+        """
+        CREATE INDEX jobs_held_tokens ON jobs (finished_at)
+            WHERE status = 'dead' AND token IS NOT NULL
+        """,
+        """
+        INSERT INTO projects (api_url, poid, running, next_due)
+            SELECT api_url, poid, sum(status = 'running'),
+                min(CASE WHEN status = 'queued' THEN run_after END)
+            FROM jobs GROUP BY api_url, poid
+        """,
+        """
+        CREATE TRIGGER jobs_project_insert AFTER INSERT ON jobs BEGIN
+            INSERT INTO projects (api_url, poid, running, next_due)
+            VALUES (NEW.api_url, NEW.poid, NEW.status = 'running',
+                CASE WHEN NEW.status = 'queued' THEN NEW.run_after END)
+            ON CONFLICT DO UPDATE SET
+                running = running + excluded.running,
+                next_due = CASE WHEN excluded.next_due IS NULL THEN next_due
+                    ELSE min(coalesce(next_due, excluded.next_due), excluded.next_due) END;
+        END
+        """,
+        """
+        CREATE TRIGGER jobs_project_update AFTER UPDATE OF status, run_after ON jobs BEGIN
+            UPDATE projects SET
+                running = running + (NEW.status = 'running') - (OLD.status = 'running'),
+                next_due = CASE WHEN NEW.status = 'queued'
+                    THEN min(coalesce(next_due, NEW.run_after), NEW.run_after)
+                    ELSE next_due END
+            WHERE api_url = NEW.api_url AND poid = NEW.poid;
+        END
+        """,
+        """
+        CREATE TABLE servers (
+            api_url TEXT PRIMARY KEY,
+            down_since REAL NOT NULL,
+            failures INTEGER NOT NULL,
+            last_failure_at REAL NOT NULL,
+            paused_until REAL NOT NULL,
+            last_error TEXT NOT NULL
+        )
+        """,
+    ):
+        db.execute(statement)
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -359,29 +432,20 @@ class SqliteStorage:
     ) -> list[Job]:
         now = self._clock()
 
+        def anything_due(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM projects WHERE next_due <= ? AND (running = 0 OR NOT ?) LIMIT 1",
+                (now, one_per_project),
+            ).fetchone()
+            return row is not None
+
+        # Most claims of a busy worker find nothing: they need not take the write lock that
+        # acknowledgements wait for.
+        if not await self._read(anything_due):
+            return []
+
         def write(conn: sqlite3.Connection) -> list[Job]:
-            rows = conn.execute(
-                """
-                SELECT id, api_url, poid FROM jobs AS j
-                WHERE status = 'queued' AND run_after <= :now
-                  AND (NOT :one_per_project OR NOT EXISTS (
-                      SELECT 1 FROM jobs AS r
-                      WHERE r.status = 'running' AND r.api_url = j.api_url AND r.poid = j.poid))
-                ORDER BY run_after, id
-                LIMIT :scan
-                """,
-                {"now": now, "one_per_project": one_per_project, "scan": limit * 8},
-            ).fetchall()
-            chosen: list[int] = []
-            projects: set[tuple[str, int]] = set()
-            for row in rows:
-                project = (row["api_url"], row["poid"])
-                if one_per_project and project in projects:
-                    continue
-                projects.add(project)
-                chosen.append(row["id"])
-                if len(chosen) == limit:
-                    break
+            chosen = _due_jobs(conn, now, limit, one_per_project)
             jobs = []
             for job_id in chosen:
                 row = conn.execute(
@@ -398,6 +462,8 @@ class SqliteStorage:
                     (job_id, row["attempts"], worker_id, now),
                 )
                 jobs.append(Job.from_row(row))
+            for project in {(job.notification.api_url, job.notification.poid) for job in jobs}:
+                _refresh_next_due(conn, *project)
             return jobs
 
         return await self._write(write)
@@ -464,7 +530,15 @@ class SqliteStorage:
 
         return await self._write(write)
 
-    async def fail(self, job_id: int, *, worker_id: str, error: str, retry_at: float | None) -> Job:
+    async def fail(
+        self,
+        job_id: int,
+        *,
+        worker_id: str,
+        error: str,
+        retry_at: float | None,
+        spend_attempt: bool = True,
+    ) -> Job:
         now = self._clock()
 
         def write(conn: sqlite3.Connection) -> Job:
@@ -474,20 +548,89 @@ class SqliteStorage:
                 return _update(
                     conn, job_id, status=JobStatus.CANCELLED, last_error=error, **_ended(now)
                 )
-            if retry_at is None or job.attempts >= job.max_attempts:
+            if retry_at is None:
                 _finish_attempt(conn, job, AttemptOutcome.DEAD, error, now)
                 return _update(conn, job_id, status=JobStatus.DEAD, last_error=error, **_ended(now))
+            max_attempts = job.max_attempts if spend_attempt else job.max_attempts + 1
+            if job.attempts >= max_attempts:
+                # Out of attempts, each of which could have succeeded: the tokens stay for
+                # the retention window so that `notifyd jobs retry` can run it again.
+                _finish_attempt(conn, job, AttemptOutcome.DEAD, error, now)
+                return _update(
+                    conn,
+                    job_id,
+                    status=JobStatus.DEAD,
+                    last_error=error,
+                    **_ended(now, keep_tokens=True),
+                )
             _finish_attempt(conn, job, AttemptOutcome.FAILED, error, now)
             return _update(
                 conn,
                 job_id,
                 status=JobStatus.QUEUED,
                 last_error=error,
+                max_attempts=max_attempts,
                 run_after=retry_at,
                 lease_until=None,
                 worker_id=None,
                 updated_at=now,
             )
+
+        return await self._write(write)
+
+    async def pause_server(
+        self, api_url: str, *, error: str, pause: Callable[[int], float]
+    ) -> ServerOutage:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> ServerOutage:
+            row = conn.execute("SELECT * FROM servers WHERE api_url = ?", (api_url,)).fetchone()
+            # An outage is over when nothing failed for a while: the pause is at most
+            # pause(n) seconds, and every paused job probes when it ends.
+            ongoing = row is not None and now - row["last_failure_at"] <= 2 * pause(row["failures"])
+            failures = row["failures"] + 1 if ongoing else 1
+            outage = ServerOutage(
+                api_url=api_url,
+                down_since=row["down_since"] if ongoing else now,
+                failures=failures,
+                paused_until=now + pause(failures),
+                last_error=error,
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO servers (api_url, down_since, failures, "
+                "last_failure_at, paused_until, last_error) VALUES (?, ?, ?, ?, ?, ?)",
+                (api_url, outage.down_since, failures, now, outage.paused_until, error),
+            )
+            conn.execute(
+                "UPDATE projects SET next_due = max(next_due, ?) "
+                "WHERE api_url = ? AND next_due IS NOT NULL",
+                (outage.paused_until, api_url),
+            )
+            return outage
+
+        return await self._write(write)
+
+    async def server_answered(self, api_url: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM servers WHERE api_url = ?", (api_url,))
+
+        await self._write(write)
+
+    async def outages(self) -> list[ServerOutage]:
+        def read(conn: sqlite3.Connection) -> list[ServerOutage]:
+            rows = conn.execute("SELECT * FROM servers ORDER BY api_url").fetchall()
+            return [ServerOutage.from_row(row) for row in rows]
+
+        return await self._read(read)
+
+    async def erase_tokens(self, *, finished_before: float) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "UPDATE jobs SET token = NULL, user_token = NULL "
+                "WHERE status = 'dead' AND token IS NOT NULL AND finished_at < ?",
+                (finished_before,),
+            )
+            return cursor.rowcount
 
         return await self._write(write)
 
@@ -526,7 +669,7 @@ class SqliteStorage:
                 if job.cancel_requested:
                     changes = {"status": JobStatus.CANCELLED, **_ended(now)}
                 elif job.attempts >= job.max_attempts:
-                    changes = {"status": JobStatus.DEAD, **_ended(now)}
+                    changes = {"status": JobStatus.DEAD, **_ended(now, keep_tokens=True)}
                 else:
                     changes = {
                         "status": JobStatus.QUEUED,
@@ -555,7 +698,8 @@ class SqliteStorage:
             if job.notification.token is None:
                 raise InvalidTransition(
                     f"job {job_id} no longer holds a BIMserver token (tokens are erased when a "
-                    "job ends); trigger the service again from BIMserver"
+                    "job succeeds, fails for good or is cancelled, and token_retention_seconds "
+                    "after it runs out of attempts); trigger the service again from BIMserver"
                 )
             return _update(
                 conn,
@@ -567,6 +711,28 @@ class SqliteStorage:
                 cancel_requested=0,
                 updated_at=now,
             )
+
+        return await self._write(write)
+
+    async def retry_dead(self, *, attempts: int = 1) -> list[Job]:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "SELECT id, attempts FROM jobs WHERE status = 'dead' AND token IS NOT NULL"
+            ).fetchall()
+            return [
+                _update(
+                    conn,
+                    row["id"],
+                    status=JobStatus.QUEUED,
+                    max_attempts=row["attempts"] + attempts,
+                    run_after=now,
+                    finished_at=None,
+                    updated_at=now,
+                )
+                for row in rows
+            ]
 
         return await self._write(write)
 
@@ -696,6 +862,49 @@ def _enqueue_many(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcom
     ]
 
 
+def _due_jobs(conn: sqlite3.Connection, now: float, limit: int, one_per_project: bool) -> list[int]:
+    """Up to ``limit`` due job ids, walking due projects in ``next_due`` order.
+
+    Projects skipped (one already running) are at most as many as jobs are running, and a
+    project whose ``next_due`` was early (its job cancelled, or its retry later) is set right
+    as it is passed, so the walk does not grow with the number of queued jobs."""
+    chosen: list[int] = []
+    stale: list[tuple[str, int]] = []
+    projects = conn.execute(
+        "SELECT api_url, poid, running FROM projects WHERE next_due <= ? ORDER BY next_due",
+        (now,),
+    )
+    for api_url, poid, running in projects:
+        if one_per_project and running:
+            continue
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM jobs WHERE status = 'queued' AND api_url = ? AND poid = ? "
+                "AND run_after <= ? ORDER BY run_after, id LIMIT ?",
+                (api_url, poid, now, 1 if one_per_project else limit - len(chosen)),
+            )
+        ]
+        if not ids:
+            stale.append((api_url, poid))
+        chosen.extend(ids)
+        if len(chosen) >= limit:
+            break
+    projects.close()
+    for api_url, poid in stale:
+        _refresh_next_due(conn, api_url, poid)
+    return chosen
+
+
+def _refresh_next_due(conn: sqlite3.Connection, api_url: str, poid: int) -> None:
+    conn.execute(
+        "UPDATE projects SET next_due = (SELECT min(run_after) FROM jobs "
+        "WHERE status = 'queued' AND api_url = :api_url AND poid = :poid) "
+        "WHERE api_url = :api_url AND poid = :poid",
+        {"api_url": api_url, "poid": poid},
+    )
+
+
 def _commit_or_roll_back(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("COMMIT")
@@ -742,15 +951,11 @@ def _held_job(conn: sqlite3.Connection, job_id: int, worker_id: str) -> Job:
     return job
 
 
-def _ended(now: float) -> dict[str, Any]:
-    """A job that ends drops its lease and its BIMserver credentials."""
-    return {
-        "finished_at": now,
-        "updated_at": now,
-        "lease_until": None,
-        "token": None,
-        "user_token": None,
-    }
+def _ended(now: float, *, keep_tokens: bool = False) -> dict[str, Any]:
+    """A job that ends drops its lease, and its BIMserver credentials unless it may be
+    retried (``erase_tokens`` drops them after the retention window)."""
+    ended: dict[str, Any] = {"finished_at": now, "updated_at": now, "lease_until": None}
+    return ended if keep_tokens else {**ended, "token": None, "user_token": None}
 
 
 def _update(conn: sqlite3.Connection, job_id: int, **changes: Any) -> Job:
