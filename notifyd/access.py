@@ -37,6 +37,44 @@ def _origin(url: str) -> tuple[str, str, int, str] | None:
     )
 
 
+def normalise_api_url(api_url: str) -> str:
+    """The one spelling of a BIMserver's address: ``scheme://host[:port][/path]``.
+
+    BIMserver sends its ``siteAddress`` setting as typed by its administrator, to which the
+    worker appends ``/json``, ``/download`` and ``/upload``: whitespace around it goes, as do
+    an empty ``?``/``#``, a default port and trailing slashes; scheme and host are lower case.
+    Whitespace or control characters inside it, a query, a fragment or credentials would
+    make every later call fail or leak, so they are refused here, naming the fault."""
+    text = api_url.strip()
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ProtocolError(f"apiUrl {_quoted(text)} contains whitespace or control characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ProtocolError(f"apiUrl {_quoted(text)} is not a valid URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ProtocolError(f"apiUrl {_quoted(text)} is not an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ProtocolError("apiUrl must not carry a user name or password")
+    if parts.query or parts.fragment:
+        part = "a query ('?…')" if parts.query else "a fragment ('#…')"
+        raise ProtocolError(
+            f"apiUrl {_quoted(text)} has {part}; it must be BIMserver's site address, "
+            "to which /json is appended"
+        )
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _quoted(text: str) -> str:
+    return repr(text if len(text) <= 200 else text[:197] + "...")
+
+
 def check_api_url(api_url: str, allowed: Sequence[str]) -> None:
     """Raise ProtocolError unless ``api_url`` is on an allowed origin (and under its path)."""
     origin = _origin(api_url)

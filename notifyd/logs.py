@@ -1,13 +1,19 @@
 """structlog setup: JSON lines in production, console output in development, secrets redacted.
 
 BIMserver tokens grant access to a user's models, so no processor downstream of
-``redact_secrets`` ever sees one.
+``redact_secrets`` ever sees one: secret keys are replaced at any depth, and a secret written
+into text (``?token=…`` in a URL, ``"token":"…"`` in a body or a validation message, an
+exception's traceback) is cut out by ``scrub_text``, which the worker also applies to the
+errors it stores.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import time
+import traceback
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -33,12 +39,32 @@ SECRET_KEYS = frozenset(
 )
 
 
+_SECRET_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9_])(token|usertoken|user_token|access_token|refresh_token|client_secret"
+    r"|password|secret|authorization)(\\?[\"']?\s*[=:]\s*\[?\s*\\?[\"']?)"
+    r"(?:bearer\s+)?([^\s\"'&,;\]\}\\]+)",
+    re.IGNORECASE,
+)
+# Cheap tests before the regular expression: most text names no secret at all.
+_HINTS = ("oken", "OKEN", "assword", "ecret", "uthorization")
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with every value written after a secret's name cut out."""
+    if not any(hint in text for hint in _HINTS):
+        return text
+    return _SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
 def _is_secret(key: object) -> bool:
     return isinstance(key, str) and key.lower() in SECRET_KEYS
 
 
 def _redact(value: Any) -> Any:
-    """The value with every secret key's value replaced; the same object when it has none."""
+    """The value with every secret key's value replaced and every string scrubbed; the same
+    object when it has none."""
+    if isinstance(value, str):
+        return scrub_text(value)
     if isinstance(value, Mapping):
         redacted = {k: REDACTED if _is_secret(k) else _redact(v) for k, v in value.items()}
         return value if all(redacted[k] is v for k, v in value.items()) else redacted
@@ -51,20 +77,77 @@ def _redact(value: Any) -> Any:
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Replace the value of every secret key, at any depth, before anything renders it."""
+    """Replace the value of every secret key, at any depth, and cut secrets out of every
+    string, before anything renders it."""
     for key, value in event_dict.items():
         if _is_secret(key):
             event_dict[key] = REDACTED
+        elif isinstance(value, str):
+            scrubbed = scrub_text(value)
+            if scrubbed is not value:
+                event_dict[key] = scrubbed
         elif isinstance(value, Mapping | list | tuple):
             event_dict[key] = _redact(value)
     return event_dict
+
+
+def exception_details(
+    _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """An exception's type, message and traceback as fields of their own.
+
+    ``log.exception`` (and any ``exc_info``) gets them; the text is scrubbed later by
+    ``redact_secrets`` like every other string."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info is None and method == "exception":
+        exc_info = True
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    exc_type, exc, tb = exc_info
+    if exc is None:
+        return event_dict
+    event_dict["error_type"] = exc_type.__qualname__
+    event_dict["error"] = str(exc)
+    event_dict["exception"] = "".join(traceback.format_exception(exc_type, exc, tb)).rstrip()
+    return event_dict
+
+
+class _Timestamp:
+    """ISO 8601 UTC with milliseconds; the seconds are formatted once per second, not per line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+        return event_dict
 
 
 def _dumps(value: Any, **_kw: Any) -> str:
     return orjson.dumps(value, default=repr).decode()
 
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
+_LEVELS = {
+    "debug": 10,
+    "info": 20,
+    "warning": 30,
+    "warn": 30,
+    "error": 40,
+    "exception": 40,
+    "critical": 50,
+}
 _threshold = [20]
 
 
@@ -95,7 +178,8 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _Timestamp(),
+        exception_details,
         redact_secrets,
     ]
     renderer: Any
@@ -107,8 +191,6 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
     _PROCESSORS[:] = [
         _drop_below_threshold,
         *shared,
-        structlog.processors.format_exc_info,
-        structlog.processors.StackInfoRenderer(),
         renderer,
     ]
     structlog.configure(

@@ -40,6 +40,7 @@ from notifyd.errors import (
     ProtocolError,
     StorageError,
 )
+from notifyd.logs import scrub_text
 from notifyd.protocol.bimserver.catalogue import SCHEMA_NAME_OF_IFC
 from notifyd.protocol.descriptors import STrigger
 from notifyd.records import Dialect, Job, JobStatus, NotificationKind
@@ -718,8 +719,9 @@ def _outcome_not_recorded(exc: StorageError) -> None:
 
 
 def _failure_message(exc: BaseException) -> str:
+    """What the job's history, the log and BIMserver's progress topic say; never a secret."""
     if isinstance(exc, JobFailure | JobCancelled):
-        return exc.message
+        return scrub_text(exc.message)
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"
-    return f"{type(exc).__name__}: {exc}"
+    return scrub_text(f"{type(exc).__name__}: {exc}")

@@ -323,6 +323,95 @@ async def test_bad_notification_parameters_are_refused_by_name(
     assert await jobs(client) == []
 
 
+OUT_OF_RANGE = [2**63, str(2**63), 2**64, -2, "-9223372036854775809", 1e400]
+
+
+@pytest.mark.parametrize("field", ["poid", "roid", "soid"])
+@pytest.mark.parametrize("value", OUT_OF_RANGE, ids=repr)
+async def test_an_id_no_java_long_holds_fails_only_its_own_call(
+    client: Any, field: str, value: Any
+) -> None:
+    """Valid notifications batched with it are stored and answered; it is refused by name."""
+    good = [make_request("newRevision", notification_parameters()) for _ in range(3)]
+    bad = make_request("newRevision", notification_parameters(**{field: value}))
+    body = json.dumps({"requests": [good[0], bad, *good[1:]]}).replace("Infinity", "1e400")
+    response = await post(client, body.encode())
+    assert response.status == 200
+    answers = (await response.json())["responses"]
+    assert [("result" in a) for a in answers] == [True, False, True, True]
+    message = answers[1]["exception"]["message"]
+    assert f"newRevision -> {field}" in message
+    assert len(await jobs(client)) == 3
+
+
+@pytest.mark.parametrize("field", ["poid", "roid"])
+async def test_minus_one_is_none_and_names_what_is_missing(client: Any, field: str) -> None:
+    answer = await call(client, make_envelope(**{field: -1}))
+    assert "-1 is BIMserver's 'none'" in exception_message(answer)
+    assert await jobs(client) == []
+
+
+async def test_the_largest_java_long_is_an_id(client: Any) -> None:
+    answer = await call(client, make_envelope(poid=2**63 - 1, roid=str(2**63 - 1)))
+    assert answer == {"response": {"result": {}}}
+    [job] = await jobs(client)
+    assert (job.notification.poid, job.notification.roid) == (2**63 - 1, 2**63 - 1)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        f"  {BIMSERVER}",
+        f"{BIMSERVER}\n",
+        f"{BIMSERVER}\r\n",
+        f"{BIMSERVER}/",
+        f"{BIMSERVER}//",
+        f"{BIMSERVER}?",
+        f"{BIMSERVER}#",
+        BIMSERVER.upper().replace("HTTP://", "http://"),
+    ],
+)
+async def test_api_url_is_normalised_before_it_is_checked_and_stored(
+    client: Any, sent: str
+) -> None:
+    answer = await call(client, make_envelope(apiUrl=sent))
+    assert answer == {"response": {"result": {}}}
+    [job] = await jobs(client)
+    assert job.notification.api_url == BIMSERVER
+
+
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        (f"{BIMSERVER}/?x=1", "has a query"),
+        (f"{BIMSERVER}#frag", "has a fragment"),
+        ("http://bimserver.test:8080/bim server", "whitespace or control characters"),
+        ("http://bimserver.test:8080\r\nX-Injected: 1", "whitespace or control characters"),
+        ("http://user:pw@bimserver.test:8080", "must not carry a user name or password"),
+        ("http://bimserver.test:99999", "not a valid URL"),
+    ],
+)
+async def test_an_api_url_that_cannot_be_called_is_refused_by_name(
+    client: Any, sent: str, says: str
+) -> None:
+    answer = await call(client, make_envelope(apiUrl=sent))
+    message = exception_message(answer)
+    assert says in message
+    assert "pw" not in message
+    assert await jobs(client) == []
+
+
+@pytest.mark.parametrize("field", ["token", "userToken"])
+async def test_a_refused_secret_is_never_echoed(
+    client: Any, field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer = await call(client, make_envelope(**{field: ["SECRET-VALUE"]}))
+    message = exception_message(answer)
+    assert f"newRevision -> {field}" in message
+    assert "SECRET" not in message
+    assert "SECRET" not in capsys.readouterr().err
+
+
 async def test_missing_parameter_is_named(client: Any) -> None:
     params = notification_parameters()
     del params["apiUrl"]

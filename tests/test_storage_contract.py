@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyd.errors import InvalidTransition, JobNotFound
+from notifyd.errors import InvalidTransition, JobNotFound, StorageError
 from notifyd.records import AttemptOutcome, JobStatus
 from notifyd.storage.sqlite import SqliteStorage
 from tests.conftest import FakeClock
@@ -330,6 +330,20 @@ async def test_a_failing_write_does_not_undo_its_batch_neighbours(
     results = await asyncio.gather(*good, *bad, return_exceptions=True)
     assert all(not isinstance(r, Exception) for r in results[:5])
     assert all(isinstance(r, JobNotFound) for r in results[5:])
+    assert len(await storage.list_jobs()) == 5
+
+
+@pytest.mark.parametrize("field", ["poid", "roid", "soid"])
+async def test_a_value_the_database_cannot_hold_fails_only_its_own_notification(
+    storage: SqliteStorage, field: str
+) -> None:
+    """The receiver refuses such values first; the storage still never lets one notification
+    cost the others of its group commit their acknowledgement."""
+    good = [storage.enqueue(make_notification(poid=p), max_attempts=3) for p in range(5)]
+    bad = storage.enqueue(make_notification(**{field: 2**63}), max_attempts=3)
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert all(not isinstance(r, BaseException) for r in results[:5]), results
+    assert isinstance(results[5], StorageError)
     assert len(await storage.list_jobs()) == 5
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from notifyd.errors import ProtocolError
 from notifyd.records import Dialect, NotificationKind
@@ -35,6 +35,26 @@ class _Parameters(BaseModel):
 
 NonEmpty = Field(min_length=1)
 
+JAVA_LONG_MAX = 2**63 - 1
+SECRET_PARAMETERS = frozenset({"token", "userToken"})
+
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("an object id is a number, not a boolean")
+    return value
+
+
+# An object id as BIMserver sends it: a Java long; anything a Java long (and SQLite's INTEGER)
+# cannot hold is refused, naming the parameter, before it reaches a commit. BIMserver's oids
+# are never negative and it writes -1 for "none": a project, revision or extended data of -1
+# leaves the job nothing to read, so it is refused. A service id of -1 is what BIMserver
+# itself sends with newExtendedDataOnRevision after addExtendedDataToRevision
+# (AddExtendedDataToRevisionDatabaseAction.java:84, NewExtendedDataOnRevisionNotification
+# .java:109 at HEAD), so it is kept.
+Oid = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=0, le=JAVA_LONG_MAX)]
+ServiceOid = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=-1, le=JAVA_LONG_MAX)]
+
 
 class GetService(_Parameters):
     serviceIdentifier: str = NonEmpty
@@ -50,8 +70,8 @@ class GetPrivateProfiles(_Parameters):
 
 
 class _NotificationParameters(_Parameters):
-    poid: int
-    soid: int
+    poid: Oid
+    soid: ServiceOid
     serviceIdentifier: str = NonEmpty
     profileIdentifier: str | None
     userToken: str | None
@@ -60,16 +80,16 @@ class _NotificationParameters(_Parameters):
 
 
 class NewRevision(_NotificationParameters):
-    roid: int
+    roid: Oid
 
 
 class NewExtendedDataOnProject(_NotificationParameters):
-    edid: int
+    edid: Oid
 
 
 class NewExtendedDataOnRevision(_NotificationParameters):
-    roid: int
-    edid: int
+    roid: Oid
+    edid: Oid
 
 
 NotificationParameters = NewRevision | NewExtendedDataOnProject | NewExtendedDataOnRevision
@@ -115,9 +135,15 @@ def parse_envelope(body: bytes) -> Envelope:
     try:
         document = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise ProtocolError(
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
+        # orjson refuses numbers no double holds (1e400), which are valid JSON: one such
+        # value must fail its own call, not every call of the batch.
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ProtocolError(
+                "the request body is not valid JSON: "
+                f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
     if not isinstance(document, dict):
         raise ProtocolError(f"the request body must be a JSON object, not {_json_type(document)}")
     envelope_id = document.get("id")
@@ -184,19 +210,34 @@ def _validate(model: type[_Parameters], method: str, raw: dict[str, Any]) -> _Pa
 
 
 def _describe(error: ValidationError, method: str, raw: dict[str, Any]) -> str:
+    """Each problem with the parameter's name; the offending value too, unless it is a secret."""
     problems = []
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"])
         if item["type"] == "missing":
             problems.append(f"Missing parameter: {method} -> {name}")
-        elif raw.get(name, ...) is None:
+            continue
+        if raw.get(name, ...) is None:
             problems.append(f"Parameter {method} -> {name} must not be null")
+            continue
+        if item["type"] in ("greater_than_equal", "less_than_equal"):
+            low = -1 if name == "soid" else 0
+            reason = f"an object id is a Java long from {low} to {JAVA_LONG_MAX}"
+            if item.get("input") == -1:
+                reason += f" (-1 is BIMserver's 'none': a {method} must name its {name[:-3]})"
         else:
-            problems.append(
-                f"Invalid value for parameter {method} -> {name}: {item['msg']} "
-                f"(got {json.dumps(item.get('input'))[:80]})"
-            )
+            reason = str(item["msg"]).removeprefix("Value error, ")
+        shown = "" if name in SECRET_PARAMETERS else f" (got {_shown(item.get('input'))})"
+        problems.append(f"Invalid value for parameter {method} -> {name}: {reason}{shown}")
     return "; ".join(problems)
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _json_type(value: Any) -> str:

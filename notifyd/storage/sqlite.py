@@ -823,6 +823,27 @@ def _ids_by_key(conn: sqlite3.Connection, keys: list[str]) -> dict[str, int]:
 
 
 def _enqueue_many(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcome]:
+    """Insert the batch in one statement; should that fail, each notification on its own, so
+    that a value one of them carries never costs the others their acknowledgement."""
+    conn.execute("SAVEPOINT batch")
+    try:
+        outcomes = _insert_batch(conn, ops)
+    except (sqlite3.Error, OverflowError, ValueError):
+        conn.execute("ROLLBACK TO batch")
+        outcomes = []
+        for op in ops:
+            conn.execute("SAVEPOINT one")
+            try:
+                outcomes.extend(_insert_batch(conn, [op]))
+            except (sqlite3.Error, OverflowError, ValueError) as exc:
+                conn.execute("ROLLBACK TO one")
+                outcomes.append((op.future, None, _storage_error(exc)))
+            conn.execute("RELEASE one")
+    conn.execute("RELEASE batch")
+    return outcomes
+
+
+def _insert_batch(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcome]:
     keys = [op.notification.dedup_key for op in ops]
     seen = set(_ids_by_key(conn, keys))
     created: list[bool] = []

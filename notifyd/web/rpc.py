@@ -16,7 +16,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from notifyd.access import check_api_url, check_client_ip, client_ip
+from notifyd.access import check_api_url, check_client_ip, client_ip, normalise_api_url
 from notifyd.errors import Forbidden, ProtocolError, StorageError
 from notifyd.protocol import rpc
 from notifyd.records import Notification, NotificationKind
@@ -143,7 +143,8 @@ async def _enqueue(
     settings = app[SETTINGS]
     registry = app[REGISTRY]
     profile = registry.profile(params.serviceIdentifier, params.profileIdentifier)
-    check_api_url(params.apiUrl, settings.allowed_api_urls)
+    api_url = normalise_api_url(params.apiUrl)
+    check_api_url(api_url, settings.allowed_api_urls)
     notification = Notification(
         kind=NotificationKind(call.method),
         dialect=call.dialect,
@@ -153,7 +154,7 @@ async def _enqueue(
         soid=params.soid,
         service=params.serviceIdentifier,
         profile=profile.identifier,
-        api_url=params.apiUrl.rstrip("/"),
+        api_url=api_url,
         token=params.token,
         user_token=params.userToken,
     )
