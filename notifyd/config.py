@@ -52,6 +52,12 @@ class Settings(BaseModel):
     trusted_proxies: list[IPNetwork] = Field(default_factory=list)
     secret_path: str | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # A request body must arrive within body_timeout_seconds, never pausing longer than
+    # body_idle_seconds; bodies being read hold at most body_budget_bytes between them
+    # (beyond 64 KiB each), so stalled uploads cannot fill the memory.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    body_idle_seconds: float = Field(default=10.0, gt=0)
+    body_budget_bytes: int = Field(default=33_554_432, ge=65_536)
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -25,6 +25,7 @@ from notifyd.plugins import load_registry
 from notifyd.records import Dialect, Job, JobStatus
 from notifyd.storage.base import Storage
 from notifyd.web.app import create_app
+from notifyd.web.body import SERVER_OPTIONS
 from notifyd.web.keys import STORAGE
 
 Echo = Callable[[str], None]
@@ -75,7 +76,7 @@ async def _one_run(run: DevRun, settings: Settings, emulator: BimServerEmulator,
     )
     registry = load_registry(settings)
     app = create_app(settings, registry)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, **SERVER_OPTIONS)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from notifyd.config import Settings
 from notifyd.plugins import load_registry
 from notifyd.services import Registry
 from notifyd.storage.sqlite import SqliteStorage
 from notifyd.web.app import create_app
+from notifyd.web.body import SERVER_OPTIONS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIMSERVER = "http://bimserver.test:8080"
@@ -59,7 +61,10 @@ def registry(settings: Settings) -> Registry:
 @pytest.fixture
 def make_client(aiohttp_client: Any, registry: Registry) -> Callable[..., Any]:
     async def make(settings: Settings) -> Any:
-        return await aiohttp_client(create_app(settings, registry))
+        # TestServer ignores the server_kwargs aiohttp_client hands it: start it ourselves.
+        server = TestServer(create_app(settings, registry))
+        await server.start_server(**SERVER_OPTIONS)
+        return await aiohttp_client(server)
 
     return make
 

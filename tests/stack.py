@@ -17,6 +17,7 @@ from notifyd.plugins import load_registry
 from notifyd.records import Dialect, Job, JobStatus
 from notifyd.storage.base import Storage
 from notifyd.web.app import create_app
+from notifyd.web.body import SERVER_OPTIONS
 from notifyd.web.keys import STORAGE, WORKER
 from notifyd.worker import Worker
 from tests.conftest import PROJECT_ROOT
@@ -150,7 +151,7 @@ async def _notifyd(
 ) -> AsyncIterator[Stack]:
     settings = stack_settings(tmp_path / "data", emulator.url, **overrides)
     app = create_app(settings, load_registry(settings))
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, **SERVER_OPTIONS)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

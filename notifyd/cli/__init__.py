@@ -59,6 +59,7 @@ def serve(
     from aiohttp import web
 
     from notifyd.web.app import create_app
+    from notifyd.web.body import SERVER_OPTIONS
     from notifyd.web.middlewares import make_access_logger
 
     settings = settings_or_exit(
@@ -82,6 +83,7 @@ def serve(
         port=settings.port,
         access_log_class=make_access_logger(settings.secret_path),
         print=None,
+        **SERVER_OPTIONS,
     )
 
 

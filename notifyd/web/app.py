@@ -10,7 +10,8 @@ from notifyd.config import Settings
 from notifyd.services import Registry
 from notifyd.storage import open_storage
 from notifyd.web import rpc
-from notifyd.web.keys import REGISTRY, SETTINGS, STORAGE, WORKER
+from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
+from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, REGISTRY, SETTINGS, STORAGE, WORKER
 from notifyd.web.middlewares import request_middleware
 from notifyd.worker import running_worker
 
@@ -36,7 +37,7 @@ async def handle_health(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, registry: Registry) -> web.Application:
     # aiohttp's own limit stays above ours so that our handler can answer oversized
-    # bodies with BIMserver's JSON error instead of aiohttp's plain 413.
+    # bodies with BIMserver's JSON error instead of aiohttp's plain 413 (see web.body).
     app = web.Application(
         middlewares=[request_middleware],
         client_max_size=settings.max_body_bytes * 2,
@@ -46,9 +47,16 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     app.cleanup_ctx.append(storage_ctx)
     if settings.run_worker:
         app.cleanup_ctx.append(worker_ctx)
-    app.router.add_post(f"{settings.endpoint_prefix}/json", rpc.handle_json)
+    app[BODY_LIMITS] = BodyLimits(
+        max_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
+        idle_seconds=settings.body_idle_seconds,
+    )
+    app[BODY_BUDGET] = BodyBudget(settings.body_budget_bytes)
+    expect = expect_handler(settings.max_body_bytes)
+    app.router.add_post(f"{settings.endpoint_prefix}/json", rpc.handle_json, expect_handler=expect)
     # BIMserver posts to the service URL as the user typed it + "/json": a URL typed with a
     # trailing slash arrives as ".../" + "/json" (NotificationsManager.getChannel).
-    app.router.add_post(f"{settings.endpoint_prefix}//json", rpc.handle_json)
+    app.router.add_post(f"{settings.endpoint_prefix}//json", rpc.handle_json, expect_handler=expect)
     app.router.add_get(f"{settings.base_path}/healthz", handle_health)
     return app

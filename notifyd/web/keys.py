@@ -7,10 +7,13 @@ from aiohttp import web
 from notifyd.config import Settings
 from notifyd.services import Registry
 from notifyd.storage.base import Storage
+from notifyd.web.body import BodyBudget, BodyLimits
 from notifyd.worker import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", Registry)
 STORAGE = web.AppKey("storage", Storage)
 WORKER = web.AppKey("worker", Worker)
+BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
+BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 REQUEST_ID = web.RequestKey("request_id", str)

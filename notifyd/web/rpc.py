@@ -21,39 +21,14 @@ from notifyd.errors import Forbidden, ProtocolError, StorageError
 from notifyd.protocol import rpc
 from notifyd.records import Notification, NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
-from notifyd.web.keys import REGISTRY, SETTINGS, STORAGE, WORKER
+from notifyd.web.body import read_body
+from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, REGISTRY, SETTINGS, STORAGE, WORKER
 
 log = structlog.get_logger("notifyd.rpc")
 
 
-class BodyTooLarge(ProtocolError):
-    """The request body is over the size limit."""
-
-
 def _json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes, refusing early when Content-Length already says more."""
-    length = request.content_length
-    if length is not None:
-        if length > limit:
-            raise BodyTooLarge(
-                f"the request body has {length} bytes; the limit is {limit} "
-                "(setting max_body_bytes)"
-            )
-        return await request.read()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(
-                f"the request body is over the limit of {limit} bytes (setting max_body_bytes)"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def handle_json(request: web.Request) -> web.Response:
@@ -66,12 +41,10 @@ async def handle_json(request: web.Request) -> web.Response:
                 request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
             )
             check_client_ip(address, settings.allowed_ips)
-        body = await read_body(request, settings.max_body_bytes)
+        body = await read_body(request, request.app[BODY_LIMITS], request.app[BODY_BUDGET])
         envelope = rpc.parse_envelope(body)
     except ProtocolError as exc:
-        status = (
-            403 if isinstance(exc, Forbidden) else 413 if isinstance(exc, BodyTooLarge) else 200
-        )
+        status = 403 if isinstance(exc, Forbidden) else getattr(exc, "status", 200)
         log.info("json_request", status=status, error=exc.message, **_timing(started))
         return _json_response(rpc.exception_body(exc.message), status=status)
 
