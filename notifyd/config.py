@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,7 +42,8 @@ class Settings(BaseModel):
     public_url: str | None = None
     data_dir: Path = Path("data")
     database: Path | None = None
-    profiles_dir: Path = Path("profiles")
+    # None: the example profiles shipped with notifyd (see shipped_folder).
+    profiles_dir: Path | None = None
     service_modules: list[str] = Field(default_factory=lambda: ["notifyd.builtin_services"])
 
     provider_name: str = "notifyd"
@@ -132,6 +134,10 @@ class Settings(BaseModel):
         return self.database or self.data_dir / "notifyd.sqlite3"
 
     @property
+    def profiles_folder(self) -> Path:
+        return self.profiles_dir or shipped_folder("profiles")
+
+    @property
     def endpoint_prefix(self) -> str:
         """The path under which the JSON endpoint lives: base path plus the optional secret."""
         return self.base_path + (f"/{self.secret_path}" if self.secret_path else "")
@@ -143,6 +149,16 @@ class Settings(BaseModel):
             return self.public_url
         host = self.host if self.host not in ("0.0.0.0", "::", "") else "localhost"  # noqa: S104
         return f"http://{host}:{self.port}{self.base_path}"
+
+
+def shipped_folder(name: str) -> Path:
+    """A folder notifyd ships (``profiles``, ``config``): beside the package in a source
+    checkout, under ``<prefix>/share/notifyd`` when installed from a wheel."""
+    candidates = [
+        Path(__file__).resolve().parent.parent / name,
+        Path(sys.prefix) / "share" / "notifyd" / name,
+    ]
+    return next((path for path in candidates if path.is_dir()), candidates[-1])
 
 
 def _require_http_url(value: str) -> None:

@@ -21,7 +21,8 @@ from aiohttp import web
 
 from notifyd.config import Settings
 from notifyd.emulator import BimServerEmulator
-from notifyd.plugins import load_registry
+from notifyd.errors import NotifydError
+from notifyd.plugins import describe_syntax_error, load_registry
 from notifyd.records import Dialect, Job, JobStatus
 from notifyd.storage.base import Storage
 from notifyd.web.app import create_app
@@ -45,17 +46,36 @@ class DevRun:
 async def run_dev(run: DevRun, settings: Settings, echo: Echo) -> int:
     """Returns the exit status of the last run: 0 when the job succeeded."""
     async with BimServerEmulator(run.dialect) as emulator:
-        status = 1
+        if not run.watch:
+            return await _one_run(run, settings, emulator, echo)
+        # While watching, a mistake in the code being edited is reported in a line and waited
+        # out: the next save runs again.
+        watched = _watched_files(settings, run.ifc_path)
+        loaded = True
         while True:
-            watched = _watched_files(settings, run.ifc_path)
             stamps = _stamps(watched)
-            status = await _one_run(run, settings, emulator, echo)
-            if not run.watch:
-                return status
+            if loaded:
+                try:
+                    await _one_run(run, settings, emulator, echo)
+                except (NotifydError, SyntaxError, ImportError) as exc:
+                    echo(f"error: {_describe(exc)}; fix it and save to run again")
             echo(f"watching {len(watched)} files for changes (Ctrl-C to stop)")
             await _wait_for_change(watched, stamps)
             echo("change detected: reloading the service code")
-            _reload_service_modules(settings)
+            try:
+                _reload_service_modules(settings)
+                loaded = True
+            except Exception as exc:
+                loaded = False
+                echo(f"error: {_describe(exc)}; fix it and save to run again")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"syntax error at {describe_syntax_error(exc)}"
+    if isinstance(exc, NotifydError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _one_run(run: DevRun, settings: Settings, emulator: BimServerEmulator, echo: Echo) -> int:

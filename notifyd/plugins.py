@@ -47,8 +47,16 @@ def load_services(
         source = f"service module {name!r}"
         try:
             module = importlib.import_module(name)
+        except SyntaxError as exc:
+            raise StartupError(
+                f"{source} has a syntax error: {describe_syntax_error(exc)}"
+            ) from exc
         except ImportError as exc:
             raise StartupError(f"{source} could not be imported: {exc}") from exc
+        except Exception as exc:
+            raise StartupError(
+                f"{source} failed while importing: {type(exc).__name__}: {exc}"
+            ) from exc
         registers.append((source, _register_function(module, source)))
     specs: list[ServiceSpec] = []
     for source, register in registers:
@@ -59,10 +67,17 @@ def load_services(
     return specs
 
 
+def describe_syntax_error(exc: SyntaxError) -> str:
+    return f"{exc.filename}:{exc.lineno}: {exc.msg}"
+
+
 def load_profiles(profiles_dir: Path, services: dict[str, ServiceSpec]) -> list[Profile]:
     """Read ``<profiles_dir>/<service>/<profile>.toml``; every error names its file."""
     if not profiles_dir.is_dir():
-        return []
+        raise StartupError(
+            f"profiles_dir {profiles_dir} is not a folder; create it or point the setting "
+            "profiles_dir (NOTIFYD_PROFILES_DIR) at the folder of public profiles"
+        )
     profiles = []
     for path in sorted(profiles_dir.glob("*/*.toml")):
         service = services.get(path.parent.name)
@@ -97,4 +112,4 @@ def load_profiles(profiles_dir: Path, services: dict[str, ServiceSpec]) -> list[
 def load_registry(settings: Settings) -> Registry:
     specs = load_services(settings.service_modules)
     by_id = {spec.identifier: spec for spec in specs}
-    return Registry.build(specs, load_profiles(settings.profiles_dir, by_id))
+    return Registry.build(specs, load_profiles(settings.profiles_folder, by_id))

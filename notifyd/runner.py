@@ -15,6 +15,7 @@ import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import resource
+import signal
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -66,15 +67,20 @@ class _ChildLog:
 
 
 def _child_main(conn: multiprocessing.connection.Connection, memory_limit_mb: int | None) -> None:
+    """Serve tickets until the parent goes away; then end quietly, whatever was being sent.
+
+    Ctrl-C reaches the whole process group: the parent decides what happens to running
+    services (drain, then kill), so the child ignores SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if memory_limit_mb:
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    while True:
-        try:
+    try:
+        while True:
             ticket: Ticket = conn.recv()
-        except (EOFError, OSError):
-            return
-        conn.send(("result", *_run_ticket(conn, ticket)))
+            conn.send(("result", *_run_ticket(conn, ticket)))
+    except (EOFError, OSError):  # the pipe is closed: the daemon stopped or was killed
+        return
 
 
 def _run_ticket(
@@ -89,6 +95,8 @@ def _run_ticket(
         handler = import_handler(ticket.handler)
         context = dataclasses.replace(ticket.context, log=_ChildLog(conn), progress=progress)
         output = handler(context)
+    except (BrokenPipeError, EOFError):
+        raise  # the parent is gone: nobody is waiting for the answer
     except InvalidModel as exc:
         return "invalid_model", str(exc), None
     except Retry as exc:

@@ -145,10 +145,18 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._down: set[str] = set()  # BIMservers this worker saw down
         self._idle_claim = False  # the last claim found nothing, and no job ended since
+        self._loop_failures = 0
+        self._loop_error = ""
 
     def wake(self) -> None:
         """A job was enqueued in this process: claim now instead of at the next poll."""
         self._wakeup.set()
+
+    def problems(self) -> list[str]:
+        """Why the worker is not working, for /healthz: it failed three times in a row."""
+        if self._loop_failures < 3:
+            return []
+        return [f"the worker failed {self._loop_failures} times in a row: {self._loop_error}"]
 
     @property
     def running_jobs(self) -> list[int]:
@@ -169,10 +177,13 @@ class Worker:
                     counts = await self.storage.counts()
                     if counts[JobStatus.QUEUED] == 0 and counts[JobStatus.RUNNING] == 0:
                         break
-            except Exception:
+                self._loop_failures = 0
+            except Exception as exc:
                 # A database that is locked too long or a full disk must not end the worker
-                # silently: say so, wait, and try again.
-                log.exception("worker_loop_failed")
+                # silently: say so, wait, and try again; /healthz tells when it keeps failing.
+                self._loop_failures += 1
+                self._loop_error = scrub_text(f"{type(exc).__name__}: {exc}")
+                log.exception("worker_loop_failed", failures_in_a_row=self._loop_failures)
                 claimed = []
             if claimed and len(self._running) < self.config.concurrency:
                 continue  # there may be more due jobs
@@ -387,7 +398,7 @@ class Worker:
             return {"skipped": skipped, "timings_ms": {}}
         reporter = _ProgressReporter(client, job, spec, self.config.progress_interval)
         work_dir = self.config.work_dir / f"job-{job.id}-{job.attempts}"
-        work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         clock = time.monotonic()
         # The progress topic is opened while the download runs: it is a courtesy to the user
         # and must not add its round trips to every job's latency.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import signal
 import sys
@@ -77,14 +78,36 @@ def serve(
         services=sorted(registry.services),
         endpoint=settings.base_path + ("/[redacted]" if settings.secret_path else "") + "/json",
     )
-    web.run_app(
-        create_app(settings, registry),
-        host=settings.host,
-        port=settings.port,
-        access_log_class=make_access_logger(settings.secret_path),
-        print=None,
-        **SERVER_OPTIONS,
-    )
+    if not settings.allowed_api_urls:
+        log.warning(
+            "allowed_api_urls_empty",
+            consequence="every notification will be refused",
+            fix="set allowed_api_urls (NOTIFYD_ALLOWED_API_URLS) to your BIMserver's address",
+        )
+    try:
+        web.run_app(
+            create_app(settings, registry),
+            host=settings.host,
+            port=settings.port,
+            access_log_class=make_access_logger(settings.secret_path),
+            print=None,
+            **SERVER_OPTIONS,
+        )
+    except NotifydError as exc:
+        raise click.ClickException(exc.message) from None
+    except OSError as exc:
+        raise click.ClickException(_listen_failure(settings.host, settings.port, exc)) from None
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is in use by another process; stop it, or choose another "
+            "port (--port, setting port)"
+        )
+    if exc.errno == errno.EACCES:
+        return f"no permission to listen on {host}:{port}; use a port above 1023 (--port)"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 @main.command("check-config")

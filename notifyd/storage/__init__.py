@@ -14,7 +14,6 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
     """Open the configured backend for the lifetime of the block."""
     from notifyd.storage.sqlite import SqliteStorage
 
-    settings.database_path.parent.mkdir(parents=True, exist_ok=True)
     async with SqliteStorage.open(
         settings.database_path, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     ) as storage:

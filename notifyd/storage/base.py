@@ -102,5 +102,9 @@ class Storage(Protocol):
     async def attempts(self, job_id: int) -> list[Attempt]:
         """The job's whole attempt history, oldest first."""
 
+    async def problems(self) -> list[str]:
+        """What keeps the storage from taking jobs now (its last commit failed, it is
+        read-only, its disk is full), for /healthz; empty when it is well."""
+
     async def counts(self) -> dict[JobStatus, int]:
         """How many jobs are in each status."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -28,7 +30,7 @@ import sqlite_utils
 import structlog
 from sqlite_utils.migrations import Migrations
 
-from notifyd.errors import InvalidTransition, JobNotFound, StorageError
+from notifyd.errors import InvalidTransition, JobNotFound, StartupError, StorageError
 from notifyd.records import (
     Attempt,
     AttemptOutcome,
@@ -43,6 +45,7 @@ T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
 
 MAX_BATCH = 256
+LOW_DISK_BYTES = 16 * 1024 * 1024
 CHECKPOINT_SECONDS = 1.0
 
 migrations = Migrations("notifyd")
@@ -188,6 +191,18 @@ def m004_projects_and_servers(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` (and missing parents) readable by its owner only."""
+    missing = []
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    for created in reversed(missing):
+        created.mkdir(mode=0o700)
+        created.chmod(0o700)
+
+
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """The one place the PRAGMAs are set."""
     conn = sqlite3.connect(
@@ -222,6 +237,7 @@ class SqliteStorage:
         self._flush_scheduled = False
         self._commit: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._write_failure: str | None = None  # the last commit failed, with this reason
 
     @classmethod
     @asynccontextmanager
@@ -237,6 +253,7 @@ class SqliteStorage:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._prepare)
         await asyncio.to_thread(self._migrate)
         self._read_conn = _connect(self.path, self._busy_timeout_ms)
         self._enqueue_conn = _connect(self.path, busy_timeout_ms=0)
@@ -270,6 +287,38 @@ class SqliteStorage:
             self._read_conn.close()
             self._read_conn = None
 
+    def _prepare(self) -> None:
+        """Create the database private to its owner, and refuse one that is corrupt, with one
+        line that names the fault and the fix. It holds BIMserver tokens: its folder is
+        created 0700 and the file 0600 whatever the umask (SQLite gives its -wal and -shm
+        files the database's mode)."""
+        path = self.path
+        try:
+            _private_folder(path.parent)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            elif not path.is_file():
+                raise StartupError(f"the job database {path} is not a file")
+        except OSError as exc:
+            raise StartupError(
+                f"cannot create the job database {path}: {exc.strerror}; check the folder "
+                "and its permissions (settings data_dir, database)"
+            ) from None
+        try:
+            conn = _connect(path, self._busy_timeout_ms)
+            try:
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            problems = [str(exc)]
+        if problems != ["ok"]:
+            found = " ".join("; ".join(problems).split())[:300]
+            raise StartupError(
+                f"the job database {path} is damaged ({found}); restore it "
+                "from a backup, or move it away to start with an empty queue"
+            )
+
     def _migrate(self) -> None:
         conn = _connect(self.path, self._busy_timeout_ms)
         try:
@@ -278,8 +327,13 @@ class SqliteStorage:
                 migrations.apply(sqlite_utils.Database(conn))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _roll_back(conn)
                 raise
+        except sqlite3.Error as exc:
+            raise StartupError(
+                f"cannot write the job database {self.path}: {exc}; check that the file and "
+                "its folder are writable by this user and the disk has room"
+            ) from None
         finally:
             conn.close()
 
@@ -348,8 +402,10 @@ class SqliteStorage:
                     conn.execute("RELEASE op")
                     outcomes.append((future, value, None))
             conn.execute("COMMIT")
+            self._write_failure = None
         except Exception as exc:  # the thread must outlive any failure, and answer everyone
             _roll_back(conn)
+            self._write_failure = str(exc)
             error = StorageError(f"the job database could not commit: {exc}")
             outcomes = [(op.future, None, error) for op in batch]
         assert self._loop is not None
@@ -411,6 +467,7 @@ class SqliteStorage:
             outcomes = _enqueue_many(conn, batch)
         except Exception as exc:  # every caller is answered, whatever went wrong
             _roll_back(conn)
+            self._write_failure = str(exc)
             _resolve([(op.future, None, _storage_error(exc)) for op in batch])
             return
         self._commit = self._loop.create_task(self._commit_enqueues(conn, batch, outcomes))
@@ -420,7 +477,10 @@ class SqliteStorage:
     ) -> None:
         try:
             await asyncio.to_thread(_commit_or_roll_back, conn)
+            failed = next((error for _f, _v, error in outcomes if error is not None), None)
+            self._write_failure = None if failed is None else str(failed)
         except Exception as exc:
+            self._write_failure = str(exc)
             outcomes = [(op.future, None, _storage_error(exc)) for op in batch]
         finally:
             self._commit = None
@@ -776,6 +836,17 @@ class SqliteStorage:
             return [Attempt.from_row(row) for row in rows]
 
         return await self._read(read)
+
+    async def problems(self) -> list[str]:
+        found = []
+        if self._write_failure is not None:
+            found.append(f"the job database cannot be written: {self._write_failure}")
+        if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+            found.append(f"the job database {self.path} or its folder is read-only")
+        free = (await asyncio.to_thread(shutil.disk_usage, self.path.parent)).free
+        if free < LOW_DISK_BYTES:
+            found.append(f"the disk of {self.path} has {free // 1024} KiB free")
+        return found
 
     async def counts(self) -> dict[JobStatus, int]:
         def read(conn: sqlite3.Connection) -> dict[JobStatus, int]:

@@ -29,10 +29,23 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def handle_health(request: web.Request) -> web.Response:
-    counts = await request.app[STORAGE].counts()
-    return web.json_response(
-        {"status": "ok", "jobs": {str(status): n for status, n in counts.items()}}
-    )
+    """200 "ok", or 503 "failing" with the problems: a database that cannot be written or
+    read, a full disk, a worker that keeps failing."""
+    storage = request.app[STORAGE]
+    problems = await storage.problems()
+    worker = request.app.get(WORKER)
+    if worker is not None:
+        problems.extend(worker.problems())
+    body: dict[str, object] = {"status": "failing" if problems else "ok"}
+    try:
+        counts = await storage.counts()
+        body["jobs"] = {str(status): n for status, n in counts.items()}
+    except Exception as exc:
+        problems.append(f"the job database cannot be read: {exc}")
+        body["status"] = "failing"
+    if problems:
+        body["problems"] = problems
+    return web.json_response(body, status=503 if problems else 200)
 
 
 def create_app(settings: Settings, registry: Registry) -> web.Application:
