@@ -1,14 +1,22 @@
 """Durable acknowledgement of newRevision: notifyd (SQLite, synchronous=FULL) against a bare
 aiohttp handler that stores nothing, both driven by wrk at the same concurrency in one run.
 
-    python benchmarks/ack_throughput.py [--connections 32] [--seconds 15]
+    python benchmarks/ack_throughput.py [--connections 32] [--seconds 10] [--rounds 3]
+        [--backlog 100000] [--projects 10] [--no-worker]
 
-Needs wrk (Debian package ``wrk``). Prints a Markdown table for the README.
+As users run it: the worker runs inside ``notifyd serve`` over a backlog of ``--backlog``
+queued jobs spread over ``--projects`` BIMserver projects, against an emulated BIMserver
+(``notifyd emulator``) that knows none of them, so every job the worker claims costs it a
+claim, a call to BIMserver, and the write of its end, while the acknowledgements are
+measured. The notifications wrk sends are all for one project. Needs wrk (Debian package
+``wrk``). Prints a Markdown table for the README.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import platform
 import re
@@ -24,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.daemon import free_port, start_notifyd
+from notifyd.storage.sqlite import SqliteStorage
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -42,7 +51,7 @@ def wait_for(url: str, method: str = "GET") -> None:
     raise TimeoutError(url)
 
 
-def run_wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
+def run_wrk(url: str, connections: int, seconds: int, api_url: str) -> dict[str, float]:
     out = subprocess.run(
         [
             "wrk",
@@ -57,6 +66,7 @@ def run_wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "API_URL": api_url},
     )
     if "unexpected answer" in out.stderr:
         raise RuntimeError(out.stderr[:2000])
@@ -79,6 +89,48 @@ def run_wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     }
 
 
+def prefill_backlog(database: Path, count: int, projects: int, api_url: str) -> None:
+    """``count`` queued jobs over ``projects`` projects, inserted as the receiver does (the
+    triggers keep the projects table), before the daemon starts."""
+    asyncio.run(_migrate(database))
+    conn = sqlite3.connect(database)
+    now = time.time()
+    rows = []
+    for i in range(count):
+        poid = 1_000_000 + i % projects
+        key = json.dumps(
+            [api_url, "newRevision", poid, 5_000_000 + i, None, 1, "bench-noop", "default"]
+        )
+        rows.append((key, poid, 5_000_000 + i, api_url, now, now, now))
+    with conn:
+        conn.executemany(
+            "INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, edid, soid, service, "
+            "profile, api_url, token, user_token, status, max_attempts, run_after, created_at, "
+            "updated_at) VALUES (?, 'newRevision', '1.5', ?, ?, NULL, 1, 'bench-noop', 'default', ?, "
+            "'t', NULL, 'queued', 5, ?, ?, ?)",
+            rows,
+        )
+    conn.close()
+
+
+async def _migrate(database: Path) -> None:
+    async with SqliteStorage.open(database):
+        pass
+
+
+def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "notifyd", "emulator", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/json", method="POST")
+    return process, url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=32)
@@ -87,8 +139,10 @@ def main() -> None:
     parser.add_argument(
         "--log-level", default="info", help="notifyd's log level (info logs every request)"
     )
+    parser.add_argument("--backlog", type=int, default=100_000, help="queued jobs at start")
+    parser.add_argument("--projects", type=int, default=10, help="projects of the backlog")
     parser.add_argument(
-        "--with-worker", action="store_true", help="also run the worker inside notifyd serve"
+        "--no-worker", action="store_true", help="run notifyd serve without its worker"
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -98,29 +152,31 @@ def main() -> None:
         data = Path(tmp)
         bare_port = free_port()
         bare = subprocess.Popen([sys.executable, str(HERE / "bare_server.py"), str(bare_port)])
-        # The receiver alone, as the bare handler is: with a worker in the same process the
-        # figures would also count its attempts on jobs whose BIMserver does not exist.
+        emulator, api_url = start_emulator()
+        prefill_backlog(data / "notifyd.sqlite3", args.backlog, args.projects, api_url)
         daemon, notifyd_url = start_notifyd(
             data,
-            "http://127.0.0.1:8080",
+            api_url,
             log_level=args.log_level,
-            run_worker=str(args.with_worker).lower(),
+            run_worker=str(not args.no_worker).lower(),
         )
         notifyd_port = int(notifyd_url.rsplit(":", 1)[1])
-        processes = [bare, daemon]
+        processes = [bare, daemon, emulator]
         try:
             wait_for(f"http://127.0.0.1:{bare_port}/json")
             wait_for(f"http://127.0.0.1:{notifyd_port}/healthz")
             servers = (("bare aiohttp handler", bare_port), ("notifyd", notifyd_port))
             for _, port in servers:
-                run_wrk(f"http://127.0.0.1:{port}/json", args.connections, 3)  # warm-up
+                run_wrk(f"http://127.0.0.1:{port}/json", args.connections, 3, api_url)  # warm-up
             # Alternate the servers round by round so that noise on a shared machine hits
             # both alike; report each one's median round.
             rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _ in servers}
             for _ in range(args.rounds):
                 for name, port in servers:
                     rounds[name].append(
-                        run_wrk(f"http://127.0.0.1:{port}/json", args.connections, args.seconds)
+                        run_wrk(
+                            f"http://127.0.0.1:{port}/json", args.connections, args.seconds, api_url
+                        )
                     )
             results = {
                 name: sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
@@ -128,6 +184,7 @@ def main() -> None:
             }
             conn = sqlite3.connect(data / "notifyd.sqlite3")
             stored = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            ended = conn.execute("SELECT count(*) FROM jobs WHERE status != 'queued'").fetchone()[0]
             sync = conn.execute("PRAGMA synchronous").fetchone()[0]
             conn.close()
         finally:
@@ -141,7 +198,8 @@ def main() -> None:
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}; "
         f"{args.connections} connections, median of {args.rounds} rounds of {args.seconds} s, "
         f"notifyd log level {args.log_level}, "
-        f"{'with' if args.with_worker else 'without'} a worker in the daemon"
+        f"{'without a worker' if args.no_worker else 'with the worker'} in the daemon, "
+        f"backlog {args.backlog} queued jobs over {args.projects} projects"
     )
     print()
     print("| server | requests/s | p50 ms | p99 ms | non-200 |")
@@ -151,6 +209,7 @@ def main() -> None:
     print()
     print(f"ratio notifyd / bare: {ours['rps'] / bare['rps']:.2f}")
     print(f"jobs stored by notifyd: {stored} (PRAGMA synchronous={sync}, 2 = FULL)")
+    print(f"jobs the worker ended meanwhile: {ended}")
 
 
 if __name__ == "__main__":

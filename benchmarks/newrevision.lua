@@ -1,4 +1,6 @@
 -- wrk script: POST a distinct newRevision per request (distinct roids, so none is a duplicate).
+-- The BIMserver the notifications name: API_URL in the environment (the benchmark's emulator).
+local api_url = os.getenv("API_URL") or "http://127.0.0.1:8080"
 local counter = 0
 local thread_id = 0
 local threads = {}
@@ -15,7 +17,7 @@ function request()
     '{"request":{"interface":"RemoteServiceInterface","method":"newRevision","parameters":' ..
     '{"poid":131073,"roid":%d,"soid":720899,"serviceIdentifier":"ifc-summary",' ..
     '"profileIdentifier":"default","userToken":"u","token":"d4f80a55",' ..
-    '"apiUrl":"http://127.0.0.1:8080"}}}', roid)
+    '"apiUrl":"%s"}}}', roid, api_url)
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end
 
