@@ -106,8 +106,8 @@ def prefill_backlog(database: Path, count: int, projects: int, api_url: str) -> 
         conn.executemany(
             "INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, edid, soid, service, "
             "profile, api_url, token, user_token, status, max_attempts, run_after, created_at, "
-            "updated_at) VALUES (?, 'newRevision', '1.5', ?, ?, NULL, 1, 'bench-noop', 'default', ?, "
-            "'t', NULL, 'queued', 5, ?, ?, ?)",
+            "updated_at) VALUES (?, 'newRevision', '1.5', ?, ?, NULL, 1, 'bench-noop', "
+            "'default', ?, 't', NULL, 'queued', 5, ?, ?, ?)",
             rows,
         )
     conn.close()

@@ -249,3 +249,36 @@ async def test_a_revision_is_checked_in_once_when_the_answer_is_lost(
         assert len(stack.emulator.checkins) == 1
         assert job.result is not None
         assert job.result["skipped"] == "already checked in"
+
+
+@pytest.mark.parametrize(
+    ("target", "outcome"),
+    [
+        # /json answers 307: a permanent fault of the apiUrl, never a re-post elsewhere.
+        ("getSerializerByPluginClassName", JobStatus.DEAD),
+        # /download answers 307: the download falls back to getDownloadData on the same server.
+        ("/download", JobStatus.SUCCEEDED),
+    ],
+)
+async def test_a_redirect_never_takes_the_token_to_another_host(
+    tmp_path: Path, model: Path, aiohttp_server: object, target: str, outcome: JobStatus
+) -> None:
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path_qs} {await request.text()}")
+        return web.Response(text="{}")
+
+    evil = web.Application()
+    evil.router.add_route("*", "/{tail:.*}", elsewhere)
+    server = await aiohttp_server(evil)  # type: ignore[operator]
+    async with running_stack(tmp_path) as stack:
+        location = f"http://127.0.0.1:{server.port}/collect?x=1"
+        stack.emulator.inject(FaultKind.REDIRECT, target, times=10, message=location)
+        job, _ = await stack.run("test-noop", model)
+        assert job.status is outcome, job.last_error
+        assert seen == []
+        if outcome is JobStatus.DEAD:
+            assert "HTTP 307" in (job.last_error or "")

@@ -21,6 +21,7 @@ class FaultKind(StrEnum):
     NO_DATA_FOR_TOPIC = "no_data_for_topic"  # the long action is gone (server restarted)
     EXPIRED_TOKEN = "expired_token"  # noqa: S105 - a fault name, not a secret
     EXCEPTION = "exception"  # a UserException (or ``exception_type``) with ``message``
+    REDIRECT = "redirect"  # 307 to ``message`` (a proxy or a hijacked server sending elsewhere)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -67,6 +68,8 @@ async def transport_fault(request: web.Request, fault: Fault | None) -> web.Stre
         return web.Response(status=503, text="Service Unavailable")
     if fault.kind is FaultKind.HTTP_404:
         return web.Response(status=404, text="Not Found")
+    if fault.kind is FaultKind.REDIRECT:
+        return web.Response(status=307, headers={"Location": fault.message})
     if fault.kind is FaultKind.DROP:
         drop(request)
     return None
