@@ -91,7 +91,7 @@ class BimServerUnavailable(TransientError):
 
 
 class BimServerDown(BimServerUnavailable):
-    """BIMserver did not answer at all (refused, unreachable, timed out, 5xx or a proxy's page).
+    """BIMserver did not answer at all (refused, unreachable, 5xx, 429 or a proxy's page).
 
     Its jobs wait for it without spending attempts (up to ``outage_patience_seconds``)."""
 

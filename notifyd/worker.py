@@ -333,7 +333,7 @@ class Worker:
                     time.time() - outage.down_since > self.config.outage_patience_seconds
                 )
             else:
-                if not isinstance(exc, asyncio.CancelledError | BimServerUnavailable):
+                if not isinstance(exc, BimServerUnavailable):
                     await self._server_answered(api_url)
                 delay = (
                     None

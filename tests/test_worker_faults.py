@@ -282,3 +282,14 @@ async def test_a_redirect_never_takes_the_token_to_another_host(
         assert seen == []
         if outcome is JobStatus.DEAD:
             assert "HTTP 307" in (job.last_error or "")
+
+
+async def test_a_call_that_times_out_spends_its_attempt_and_pauses_nothing(
+    tmp_path: Path, model: Path
+) -> None:
+    async with running_stack(tmp_path, max_attempts=1, bimserver_timeout_seconds=0.3) as stack:
+        stack.emulator.inject(FaultKind.SLOW, "getSerializerByPluginClassName", delay=2.0)
+        job, _ = await stack.run("test-noop", model)
+        assert job.status is JobStatus.DEAD
+        assert "timed out" in (job.last_error or "")
+        assert await stack.storage.outages() == []

@@ -3,7 +3,8 @@
 Every call is built from the method table (``notifyd.protocol.bimserver.api``), so a parameter
 name or interface the dialect lacks is a programming error here, never a request BIMserver
 refuses. Every BIMserver exception becomes a ``BimServerError`` classified by the fault table;
-connection problems, timeouts, 5xx and 429 answers become ``BimServerDown`` (waited out).
+refused or broken connections, 5xx and 429 answers become ``BimServerDown`` (waited out);
+a call that times out is ``BimServerUnavailable`` (retried, spending an attempt).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import aiohttp
 import orjson
 import structlog
 
-from notifyd.errors import BimServerDown, BimServerError
+from notifyd.errors import BimServerDown, BimServerError, BimServerUnavailable
 from notifyd.protocol.bimserver import api, envelope
 from notifyd.protocol.bimserver.faults import Verdict, classify
 from notifyd.records import Dialect
@@ -133,7 +134,8 @@ class BimServerClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """One POST to BIMserver, never following a redirect: the token stays with the
-        allowlisted server. Network failures, timeouts, 5xx and 429 are BimServerDown."""
+        allowlisted server. Network failures, 5xx and 429 are BimServerDown; a timeout is
+        BimServerUnavailable."""
         try:
             async with self.session.post(
                 f"{self.api_url}{path}",
@@ -144,7 +146,12 @@ class BimServerClient:
             ) as response:
                 payload = await response.read()
                 status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            # BIMserver took the call and did not answer in time: the call may be too big for
+            # the timeout, which waiting for the server cannot fix, so the attempt counts and
+            # the server's other jobs go on.
+            raise BimServerUnavailable(f"{name}: {describe_network_error(exc)}") from exc
+        except aiohttp.ClientError as exc:
             raise BimServerDown(f"{name}: {describe_network_error(exc)}") from exc
         if status >= 500 or status == 429:
             raise BimServerDown(f"{name}: BIMserver answered HTTP {status}")

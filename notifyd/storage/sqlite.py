@@ -608,20 +608,17 @@ class SqliteStorage:
                 return _update(
                     conn, job_id, status=JobStatus.CANCELLED, last_error=error, **_ended(now)
                 )
-            if retry_at is None:
-                _finish_attempt(conn, job, AttemptOutcome.DEAD, error, now)
-                return _update(conn, job_id, status=JobStatus.DEAD, last_error=error, **_ended(now))
             max_attempts = job.max_attempts if spend_attempt else job.max_attempts + 1
-            if job.attempts >= max_attempts:
-                # Out of attempts, each of which could have succeeded: the tokens stay for
-                # the retention window so that `notifyd jobs retry` can run it again.
+            if retry_at is None or job.attempts >= max_attempts:
+                # A job out of attempts, each of which could have succeeded, keeps its tokens
+                # for the retention window so that `notifyd jobs retry` can run it again.
                 _finish_attempt(conn, job, AttemptOutcome.DEAD, error, now)
                 return _update(
                     conn,
                     job_id,
                     status=JobStatus.DEAD,
                     last_error=error,
-                    **_ended(now, keep_tokens=True),
+                    **_ended(now, keep_tokens=retry_at is not None),
                 )
             _finish_attempt(conn, job, AttemptOutcome.FAILED, error, now)
             return _update(

@@ -21,7 +21,7 @@ from notifyd.errors import Forbidden, ProtocolError, StorageError
 from notifyd.protocol import rpc
 from notifyd.records import Notification, NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
-from notifyd.web.body import read_body
+from notifyd.web.body import BodyError, read_body
 from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, REGISTRY, SETTINGS, STORAGE, WORKER
 
 log = structlog.get_logger("notifyd.rpc")
@@ -44,7 +44,9 @@ async def handle_json(request: web.Request) -> web.Response:
         body = await read_body(request, request.app[BODY_LIMITS], request.app[BODY_BUDGET])
         envelope = rpc.parse_envelope(body)
     except ProtocolError as exc:
-        status = 403 if isinstance(exc, Forbidden) else getattr(exc, "status", 200)
+        status = (
+            403 if isinstance(exc, Forbidden) else exc.status if isinstance(exc, BodyError) else 200
+        )
         log.info("json_request", status=status, error=exc.message, **_timing(started))
         return _json_response(rpc.exception_body(exc.message), status=status)
 
