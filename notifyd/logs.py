@@ -45,19 +45,33 @@ _SECRET_IN_TEXT = re.compile(
     r"(?:bearer\s+)?([^\s\"'&,;\]\}\\]+)",
     re.IGNORECASE,
 )
-# Cheap tests before the regular expression: most text names no secret at all.
-_HINTS = ("oken", "OKEN", "assword", "ecret", "uthorization")
+# A cheap test before the regular expression: most text names no secret at all.
+_HINT = re.compile("oken|OKEN|assword|ecret|uthorization")
 
 
 def scrub_text(text: str) -> str:
     """``text`` with every value written after a secret's name cut out."""
-    if not any(hint in text for hint in _HINTS):
+    if _HINT.search(text) is None:
         return text
     return _SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
 
+# Log lines use a handful of keys: each is lowered and looked up once, not on every line.
+_KEY_VERDICTS: dict[str, bool] = {}
+_KEY_VERDICTS_MAX = 4096
+# Values that can hold no secret, tested by exact type before any ABC check.
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def _is_secret(key: object) -> bool:
-    return isinstance(key, str) and key.lower() in SECRET_KEYS
+    if not isinstance(key, str):
+        return False
+    verdict = _KEY_VERDICTS.get(key)
+    if verdict is None:
+        verdict = key.lower() in SECRET_KEYS
+        if len(_KEY_VERDICTS) < _KEY_VERDICTS_MAX:
+            _KEY_VERDICTS[key] = verdict
+    return verdict
 
 
 def _redact(value: Any) -> Any:
@@ -79,9 +93,15 @@ def redact_secrets(
 ) -> MutableMapping[str, Any]:
     """Replace the value of every secret key, at any depth, and cut secrets out of every
     string, before anything renders it."""
+    verdicts = _KEY_VERDICTS
     for key, value in event_dict.items():
-        if _is_secret(key):
+        secret = verdicts.get(key)
+        if secret is None:
+            secret = _is_secret(key)
+        if secret:
             event_dict[key] = REDACTED
+        elif type(value) in _PLAIN_TYPES:
+            continue
         elif isinstance(value, str):
             scrubbed = scrub_text(value)
             if scrubbed is not value:

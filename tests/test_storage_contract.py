@@ -46,6 +46,20 @@ async def test_concurrent_duplicates_become_one_job(storage: SqliteStorage) -> N
     assert len({r.job_id for r in results}) == 1
 
 
+async def test_a_batch_of_new_known_and_repeated_notifications_answers_each_its_own_job(
+    storage: SqliteStorage,
+) -> None:
+    known = await storage.enqueue(make_notification(roid=7), max_attempts=3)
+    roids = [7, 8, 9, 8, 10, 7, 11]
+    results = await asyncio.gather(
+        *(storage.enqueue(make_notification(roid=r), max_attempts=3) for r in roids)
+    )
+    stored = {job.notification.roid: job.id for job in await storage.list_jobs()}
+    assert [r.job_id for r in results] == [stored[r] for r in roids]
+    assert stored[7] == known.job_id
+    assert [r.created for r in results] == [False, True, True, False, True, False, True]
+
+
 async def test_claim_leases_oldest_first(storage: SqliteStorage, clock: FakeClock) -> None:
     first = await storage.enqueue(make_notification(poid=1), max_attempts=3)
     await storage.enqueue(make_notification(poid=2), max_attempts=3)
