@@ -9,6 +9,7 @@ errors it stores.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 
 import orjson
 import structlog
+
+from notifyd.errors import JobCancelled, JobFailure
 
 REDACTED = "[redacted]"
 
@@ -86,6 +89,15 @@ def _redact(value: Any) -> Any:
         items = [_redact(item) for item in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What a failed job's history, the log and the waiting user are told; never a secret."""
+    if isinstance(exc, JobFailure | JobCancelled):
+        return scrub_text(exc.message)
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return scrub_text(f"{type(exc).__name__}: {exc}")
 
 
 def redact_secrets(

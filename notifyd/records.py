@@ -85,6 +85,101 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExtendedDataWritten:
+    """The service's result was added to the revision as extended data."""
+
+    file_id: int
+    schema: str | None = None
+    bytes: int | None = None
+    already_present: bool = False  # a retried job found it there and wrote nothing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevisionCheckedIn:
+    """The service's result was checked in as a new revision of its write project."""
+
+    poid: int
+    roid: int | None = None
+    checkin_id: int | None = None
+    topic_id: int | None = None
+    comment: str | None = None
+    already_checked_in: bool = False  # a retried job found it there and checked in nothing
+
+
+Delivery = ExtendedDataWritten | RevisionCheckedIn
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timings:
+    """Where a job's time went, in milliseconds; None for a stage it did not reach."""
+
+    download: float | None = None
+    service: float | None = None
+    write_back: float | None = None
+    total: float | None = None
+    since_arrival: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobResult:
+    """What a succeeded job came to: skipped (and why) or what it delivered."""
+
+    skipped: str | None = None
+    delivery: Delivery | None = None
+    timings: Timings = field(default_factory=Timings)
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        if self.skipped is not None:
+            record["skipped"] = self.skipped
+        if isinstance(self.delivery, ExtendedDataWritten):
+            record["extended_data"] = _fields(self.delivery)
+        elif isinstance(self.delivery, RevisionCheckedIn):
+            record["checkin"] = _fields(self.delivery)
+        record["timings_ms"] = {k: v for k, v in _fields(self.timings).items() if v is not None}
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> JobResult:
+        """Also reads what releases before typed results stored (``extended_data_file_id``,
+        ``since_notification``), so no finished job's result is lost to the change."""
+        delivery: Delivery | None = None
+        if "extended_data" in record:
+            delivery = ExtendedDataWritten(**record["extended_data"])
+        elif "extended_data_file_id" in record:
+            delivery = ExtendedDataWritten(
+                file_id=record["extended_data_file_id"],
+                schema=record.get("schema"),
+                bytes=record.get("bytes"),
+                already_present="skipped" in record,
+            )
+        checkin = record.get("checkin")
+        if isinstance(checkin, Mapping) and "already_checked_in" in checkin:
+            delivery = RevisionCheckedIn(**checkin)
+        elif isinstance(checkin, Mapping):
+            delivery = RevisionCheckedIn(
+                poid=checkin["poid"],
+                roid=checkin.get("roid"),
+                checkin_id=checkin.get("checkinid"),
+                topic_id=checkin.get("topicId"),
+                comment=record.get("comment"),
+                already_checked_in="skipped" in record,
+            )
+        timings = dict(record.get("timings_ms") or {})
+        if "since_notification" in timings:
+            timings["since_arrival"] = timings.pop("since_notification")
+        known = {k: v for k, v in timings.items() if k in Timings.__dataclass_fields__}
+        skipped = record.get("skipped")
+        if delivery is not None and skipped in ("already on the revision", "already checked in"):
+            skipped = None  # the old shape said so with "skipped"; it is the delivery's flag now
+        return cls(skipped=skipped, delivery=delivery, timings=Timings(**known))
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     id: int
     status: JobStatus
@@ -99,7 +194,7 @@ class Job:
     updated_at: float
     finished_at: float | None
     last_error: str | None
-    result: dict[str, Any] | None = field(default=None)
+    result: JobResult | None = field(default=None)
     steps: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -130,9 +225,22 @@ class Job:
             updated_at=row["updated_at"],
             finished_at=row["finished_at"],
             last_error=row["last_error"],
-            result=json.loads(row["result"]) if row["result"] else None,
+            result=JobResult.from_record(json.loads(row["result"])) if row["result"] else None,
             steps=json.loads(row["steps"]),
         )
+
+    @property
+    def service(self) -> str:
+        return self.notification.service
+
+    @property
+    def profile(self) -> str:
+        return self.notification.profile
+
+    @property
+    def server(self) -> str | None:
+        """The BIMserver the job talks to: its outages pause the job."""
+        return self.notification.api_url
 
     def log_context(self) -> dict[str, Any]:
         n = self.notification

@@ -81,9 +81,9 @@ class ServiceContext:
     schema: str | None  # IFC schema of the model: "IFC2X3", "IFC4", ...
     extended_data_path: Path | None  # the extended data that triggered the job, if any
     work_dir: Path  # a private folder for output files, removed after the job
-    poid: int
+    poid: int | None  # the BIMserver ids of a notification; None for an uploaded model
     roid: int | None
-    soid: int
+    soid: int | None
     job_id: int
     attempt: int
     service: str

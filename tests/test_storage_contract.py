@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from notifyd.errors import InvalidTransition, JobNotFound, StorageError
-from notifyd.records import AttemptOutcome, JobStatus
+from notifyd.records import AttemptOutcome, ExtendedDataWritten, JobResult, JobStatus, Timings
 from notifyd.storage.sqlite import SqliteStorage
 from tests.conftest import FakeClock
 from tests.factories import make_notification
@@ -113,11 +113,15 @@ async def test_project_limit_can_be_lifted(storage: SqliteStorage) -> None:
 async def test_complete_erases_tokens_and_keeps_result(storage: SqliteStorage) -> None:
     await storage.enqueue(make_notification(), max_attempts=3)
     [job] = await storage.claim(worker_id="w", lease_seconds=LEASE)
-    done = await storage.complete(job.id, worker_id="w", result={"extended_data": 1})
+    result = JobResult(
+        delivery=ExtendedDataWritten(file_id=7, schema="VALIDATION_JSON_1_0", bytes=10),
+        timings=Timings(download=1.5, service=2.0),
+    )
+    done = await storage.complete(job.id, worker_id="w", result=result)
     assert done.status is JobStatus.SUCCEEDED
     assert done.notification.token is None
     assert done.notification.user_token is None
-    assert done.result == {"extended_data": 1}
+    assert done.result == result
     assert done.lease_until is None
     [attempt] = await storage.attempts(job.id)
     assert attempt.outcome is AttemptOutcome.SUCCEEDED

@@ -87,13 +87,15 @@ async def test_extended_data_a_service_writes_does_not_trigger_it_again(
         for _ in range(3):
             await stack.emulator.settle()
             jobs = await wait_for_jobs(stack.storage, len(jobs))
-        ran = [j for j in jobs if j.result and "skipped" not in j.result]
-        skipped = [j for j in jobs if j.result and "skipped" in j.result]
+        ran = [j for j in jobs if j.result and j.result.skipped is None]
+        skipped = [j for j in jobs if j.result and j.result.skipped is not None]
         assert all(j.status is JobStatus.SUCCEEDED for j in jobs), [j.last_error for j in jobs]
         assert [j.notification.service for j in ran] == ["test-noop", "test-on-extended-data"]
         # Its own extended data is skipped; both paired newRevision posts (same roid, soid and
         # profile) are one job, skipped as the pair's echo.
-        assert sorted(j.result["skipped"].split(" ")[0] for j in skipped if j.result) == [
+        assert sorted(
+            j.result.skipped.split(" ")[0] for j in skipped if j.result and j.result.skipped
+        ) == [
             "extended",
             "newRevision",
         ]

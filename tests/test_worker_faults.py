@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from notifyd.emulator import FaultKind
-from notifyd.records import AttemptOutcome, Dialect, JobStatus
+from notifyd.records import (
+    AttemptOutcome,
+    Dialect,
+    ExtendedDataWritten,
+    JobStatus,
+    RevisionCheckedIn,
+)
 from tests.ifc_factory import build_model
 from tests.stack import running_stack, wait_for_jobs, wait_for_status
 
@@ -151,7 +157,8 @@ async def test_extended_data_is_written_once_when_the_answer_is_lost(
         assert len(stack.emulator.extended_data_of(roid)) == 1
         assert len(stack.emulator.calls_to("uploadFile")) == 1
         assert job.result is not None
-        assert job.result["skipped"] == "already on the revision"
+        assert isinstance(job.result.delivery, ExtendedDataWritten)
+        assert job.result.delivery.already_present
 
 
 @pytest.mark.parametrize(
@@ -248,7 +255,8 @@ async def test_a_revision_is_checked_in_once_when_the_answer_is_lost(
         assert job.attempts == 2
         assert len(stack.emulator.checkins) == 1
         assert job.result is not None
-        assert job.result["skipped"] == "already checked in"
+        assert isinstance(job.result.delivery, RevisionCheckedIn)
+        assert job.result.delivery.already_checked_in
 
 
 @pytest.mark.parametrize(

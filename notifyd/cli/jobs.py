@@ -59,7 +59,7 @@ def _job_dict(job: Any) -> dict[str, Any]:
         "createdAt": _iso(job.created_at),
         "finishedAt": _iso(job.finished_at),
         "lastError": job.last_error,
-        "result": job.result,
+        "result": job.result.to_record() if job.result else None,
         "steps": job.steps,
     }
 

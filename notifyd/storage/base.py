@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from notifyd.records import Attempt, EnqueueResult, Job, JobStatus, Notification, ServerOutage
+from notifyd.records import (
+    Attempt,
+    EnqueueResult,
+    Job,
+    JobResult,
+    JobStatus,
+    Notification,
+    ServerOutage,
+)
 
 
 class Storage(Protocol):
@@ -40,7 +48,7 @@ class Storage(Protocol):
         """End a lease now, for a worker known to be dead; ``reclaim_expired`` then takes it."""
 
     async def complete(
-        self, job_id: int, *, worker_id: str, result: dict[str, Any] | None = None
+        self, job_id: int, *, worker_id: str, result: JobResult | None = None
     ) -> Job:
         """Mark the job succeeded and erase its tokens."""
 

@@ -36,6 +36,7 @@ from notifyd.records import (
     AttemptOutcome,
     EnqueueResult,
     Job,
+    JobResult,
     JobStatus,
     Notification,
     ServerOutage,
@@ -576,7 +577,7 @@ class SqliteStorage:
         return await self._write(write)
 
     async def complete(
-        self, job_id: int, *, worker_id: str, result: dict[str, Any] | None = None
+        self, job_id: int, *, worker_id: str, result: JobResult | None = None
     ) -> Job:
         now = self._clock()
 
@@ -587,7 +588,7 @@ class SqliteStorage:
                 conn,
                 job_id,
                 status=JobStatus.SUCCEEDED,
-                result=json.dumps(result) if result is not None else None,
+                result=json.dumps(result.to_record()) if result is not None else None,
                 **_ended(now),
             )
 

@@ -1,0 +1,71 @@
+"""A worker put together: its loop, its pipeline, the bindings of each kind of job, the HTTP
+session and the service processes, from the settings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from notifyd.config import Settings
+from notifyd.retry import RetryPolicy
+from notifyd.runner import ServicePool
+from notifyd.services import Registry
+from notifyd.storage.base import Storage
+from notifyd.worker.bimserver_binding import BimServerBindings, BimServerOptions
+from notifyd.worker.loop import Worker, WorkerConfig
+from notifyd.worker.pipeline import Pipeline
+
+
+@asynccontextmanager
+async def open_worker(
+    settings: Settings, storage: Storage, registry: Registry, **overrides: Any
+) -> AsyncIterator[Worker]:
+    """A worker with its HTTP session and service processes, not yet running."""
+    async with aiohttp.ClientSession() as session:
+        pool = ServicePool(settings.worker_concurrency, memory_limit_mb=settings.memory_limit_mb)
+        await pool.start()
+        try:
+            bindings = BimServerBindings(
+                session=session,
+                storage=storage,
+                options=BimServerOptions(
+                    call_timeout=settings.bimserver_timeout_seconds,
+                    download_gzip=settings.download_gzip,
+                ),
+            )
+            yield Worker(
+                storage=storage,
+                pipeline=Pipeline(
+                    registry=registry,
+                    pool=pool,
+                    bindings=bindings,
+                    work_dir=settings.data_dir / "work",
+                ),
+                config=WorkerConfig.from_settings(settings),
+                retry_policy=RetryPolicy(
+                    base_seconds=settings.retry_base_seconds,
+                    cap_seconds=settings.retry_cap_seconds,
+                    outage_cap_seconds=settings.outage_probe_cap_seconds,
+                ),
+                **overrides,
+            )
+        finally:
+            await pool.close()
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings, storage: Storage, registry: Registry, **overrides: Any
+) -> AsyncIterator[Worker]:
+    """A worker working until the block ends; leaving the block drains it."""
+    async with open_worker(settings, storage, registry, **overrides) as worker:
+        task = asyncio.create_task(worker.run(), name="notifyd-worker")
+        try:
+            yield worker
+        finally:
+            await worker.stop()
+            await task
