@@ -7,11 +7,20 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from notifyd.config import Settings
+from notifyd.intake import Intake
 from notifyd.services import Registry
 from notifyd.storage import open_storage
 from notifyd.web import rpc
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
-from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, REGISTRY, SETTINGS, STORAGE, WORKER
+from notifyd.web.keys import (
+    BODY_BUDGET,
+    BODY_LIMITS,
+    INTAKE,
+    REGISTRY,
+    SETTINGS,
+    STORAGE,
+    WORKER,
+)
 from notifyd.web.middlewares import request_middleware
 from notifyd.worker import running_worker
 
@@ -19,13 +28,18 @@ from notifyd.worker import running_worker
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_storage(app[SETTINGS]) as storage:
         app[STORAGE] = storage
+        app[INTAKE] = Intake(storage=storage, registry=app[REGISTRY], settings=app[SETTINGS])
         yield
 
 
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     async with running_worker(app[SETTINGS], app[STORAGE], app[REGISTRY]) as worker:
         app[WORKER] = worker
-        yield
+        app[INTAKE].wake_with(worker.wake)
+        try:
+            yield
+        finally:
+            app[INTAKE].wake_with(None)
 
 
 async def handle_health(request: web.Request) -> web.Response:

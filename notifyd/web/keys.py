@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from notifyd.config import Settings
+from notifyd.intake import Intake
 from notifyd.services import Registry
 from notifyd.storage.base import Storage
 from notifyd.web.body import BodyBudget, BodyLimits
@@ -13,6 +14,7 @@ from notifyd.worker import Worker
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", Registry)
 STORAGE = web.AppKey("storage", Storage)
+INTAKE = web.AppKey("intake", Intake)
 WORKER = web.AppKey("worker", Worker)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)

@@ -16,13 +16,13 @@ import orjson
 import structlog
 from aiohttp import web
 
-from notifyd.access import check_api_url, check_client_ip, client_ip, normalise_api_url
+from notifyd.access import check_client_ip, client_ip
 from notifyd.errors import Forbidden, ProtocolError, StorageError
 from notifyd.protocol import rpc
-from notifyd.records import Notification, NotificationKind
+from notifyd.records import NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
 from notifyd.web.body import BodyError, read_body
-from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, REGISTRY, SETTINGS, STORAGE, WORKER
+from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, INTAKE, REGISTRY, SETTINGS
 
 log = structlog.get_logger("notifyd.rpc")
 
@@ -115,32 +115,12 @@ async def _dispatch(app: web.Application, call: rpc.Call, summary: dict[str, Any
 async def _enqueue(
     app: web.Application, call: rpc.Call, params: rpc.NotificationParameters
 ) -> dict[str, Any]:
-    settings = app[SETTINGS]
-    registry = app[REGISTRY]
-    profile = registry.profile(params.serviceIdentifier, params.profileIdentifier)
-    api_url = normalise_api_url(params.apiUrl)
-    check_api_url(api_url, settings.allowed_api_urls)
-    notification = Notification(
-        kind=NotificationKind(call.method),
-        dialect=call.dialect,
-        poid=params.poid,
-        roid=vars(params).get("roid"),
-        edid=vars(params).get("edid"),
-        soid=params.soid,
-        service=params.serviceIdentifier,
-        profile=profile.identifier,
-        api_url=api_url,
-        token=params.token,
-        user_token=params.userToken,
-    )
-    result = await app[STORAGE].enqueue(notification, max_attempts=settings.max_attempts)
-    worker = app.get(WORKER)
-    if worker is not None and result.created:
-        worker.wake()
+    accepted = await app[INTAKE].notification(NotificationKind(call.method), call.dialect, params)
+    n = accepted.notification
     return {
-        "job_id": result.job_id,
-        "duplicate": not result.created,
-        "service": notification.service,
-        "poid": notification.poid,
-        "roid": notification.roid,
+        "job_id": accepted.job_id,
+        "duplicate": accepted.duplicate,
+        "service": n.service,
+        "poid": n.poid,
+        "roid": n.roid,
     }
