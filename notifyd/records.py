@@ -84,6 +84,33 @@ class Notification:
         )
 
 
+UPLOAD_KIND = "upload"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upload:
+    """A model a BIM-bots client posted to a service's resource URL, stored on disk before
+    the job is: its caller waits for the result instead of a BIMserver being written to."""
+
+    upload_id: str  # random: every upload is a job of its own
+    service: str
+    profile: str
+    input_type: str
+    output_type: str
+    model_path: str  # relative to the data folder
+    size: int
+    account: str | None = None  # the provider's user the job runs for
+    client_id: str | None = None  # the OAuth client (a BIMserver, a plug-in) that sent it
+    context_id: str | None = None  # the caller's Context-Id, echoed with the result
+
+    @property
+    def dedup_key(self) -> str:
+        return f"upload:{self.upload_id}"
+
+
+Origin = Notification | Upload
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExtendedDataWritten:
     """The service's result was added to the revision as extended data."""
@@ -183,7 +210,7 @@ def _fields(value: Any) -> dict[str, Any]:
 class Job:
     id: int
     status: JobStatus
-    notification: Notification
+    origin: Origin
     attempts: int
     max_attempts: int
     run_after: float
@@ -202,19 +229,7 @@ class Job:
         return cls(
             id=row["id"],
             status=JobStatus(row["status"]),
-            notification=Notification(
-                kind=NotificationKind(row["kind"]),
-                dialect=Dialect(row["dialect"]),
-                poid=row["poid"],
-                roid=row["roid"],
-                edid=row["edid"],
-                soid=row["soid"],
-                service=row["service"],
-                profile=row["profile"],
-                api_url=row["api_url"],
-                token=row["token"],
-                user_token=row["user_token"],
-            ),
+            origin=_origin(row),
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
             run_after=row["run_after"],
@@ -230,27 +245,65 @@ class Job:
         )
 
     @property
+    def notification(self) -> Notification:
+        """The BIMserver notification that brought the job; only for such jobs."""
+        if not isinstance(self.origin, Notification):
+            raise TypeError(f"job {self.id} was not brought by a BIMserver notification")
+        return self.origin
+
+    @property
     def service(self) -> str:
-        return self.notification.service
+        return self.origin.service
 
     @property
     def profile(self) -> str:
-        return self.notification.profile
+        return self.origin.profile
 
     @property
     def server(self) -> str | None:
-        """The BIMserver the job talks to: its outages pause the job."""
-        return self.notification.api_url
+        """The BIMserver the job talks to, whose outages pause it; None for an upload."""
+        return self.origin.api_url if isinstance(self.origin, Notification) else None
 
     def log_context(self) -> dict[str, Any]:
-        n = self.notification
-        return {
+        context: dict[str, Any] = {
             "job_id": self.id,
-            "service": n.service,
-            "poid": n.poid,
-            "roid": n.roid,
+            "service": self.service,
             "attempt": self.attempts,
         }
+        if isinstance(self.origin, Notification):
+            context.update(poid=self.origin.poid, roid=self.origin.roid)
+        else:
+            context.update(upload_id=self.origin.upload_id, input_type=self.origin.input_type)
+        return context
+
+
+def _origin(row: Mapping[str, Any]) -> Origin:
+    if row["kind"] == UPLOAD_KIND:
+        return Upload(
+            upload_id=row["dedup_key"].removeprefix("upload:"),
+            service=row["service"],
+            profile=row["profile"],
+            input_type=row["input_type"],
+            output_type=row["output_type"],
+            model_path=row["input_path"],
+            size=row["input_size"],
+            account=row["account"],
+            client_id=row["client_id"],
+            context_id=row["context_id"],
+        )
+    return Notification(
+        kind=NotificationKind(row["kind"]),
+        dialect=Dialect(row["dialect"]),
+        poid=row["poid"],
+        roid=row["roid"],
+        edid=row["edid"],
+        soid=row["soid"],
+        service=row["service"],
+        profile=row["profile"],
+        api_url=row["api_url"],
+        token=row["token"],
+        user_token=row["user_token"],
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

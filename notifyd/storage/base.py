@@ -15,13 +15,13 @@ from notifyd.records import (
     Job,
     JobResult,
     JobStatus,
-    Notification,
+    Origin,
     ServerOutage,
 )
 
 
 class Storage(Protocol):
-    async def enqueue(self, notification: Notification, *, max_attempts: int) -> EnqueueResult:
+    async def enqueue(self, origin: Origin, *, max_attempts: int) -> EnqueueResult:
         """Durably store a job for the notification, or return the job it duplicates.
 
         Returns only after the job is committed to stable storage.

@@ -32,6 +32,7 @@ from sqlite_utils.migrations import Migrations
 
 from notifyd.errors import InvalidTransition, JobNotFound, StartupError, StorageError
 from notifyd.records import (
+    UPLOAD_KIND,
     Attempt,
     AttemptOutcome,
     EnqueueResult,
@@ -39,6 +40,7 @@ from notifyd.records import (
     JobResult,
     JobStatus,
     Notification,
+    Origin,
     ServerOutage,
 )
 
@@ -192,6 +194,118 @@ def m004_projects_and_servers(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+_JOB_COLUMNS = (
+    "id, dedup_key, kind, dialect, poid, roid, edid, soid, service, profile, api_url, token, "
+    "user_token, status, attempts, max_attempts, run_after, lease_until, worker_id, "
+    "cancel_requested, created_at, updated_at, finished_at, last_error, result, steps"
+)
+
+
+@migrations()
+def m005_jobs_without_a_project(db: sqlite_utils.Database) -> None:
+    """Jobs that no BIMserver project brought (a model uploaded by a BIM-bots client): the
+    BIMserver columns become optional and the upload's own are added.
+
+    SQLite cannot drop NOT NULL, so the table is rebuilt as https://sqlite.org/lang_altertable
+    .html#otheralter says, every job copied with its id; ``_migrate`` runs it with foreign
+    keys off (dropping the old table would otherwise delete every attempt) and checks them
+    before the commit. The id sequence is carried over, so no id is ever given twice."""
+    (sequence,) = db.execute(
+        "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'jobs'"
+    ).fetchone()
+    for statement in (
+        """
+        CREATE TABLE jobs_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            dedup_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            dialect TEXT,
+            poid INTEGER,
+            roid INTEGER,
+            edid INTEGER,
+            soid INTEGER,
+            service TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            api_url TEXT,
+            token TEXT,
+            user_token TEXT,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            run_after REAL NOT NULL,
+            lease_until REAL,
+            worker_id TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            finished_at REAL,
+            last_error TEXT,
+            result TEXT,
+            steps TEXT NOT NULL DEFAULT '{}',
+            input_type TEXT,
+            output_type TEXT,
+            input_path TEXT,
+            input_size INTEGER,
+            account TEXT,
+            client_id TEXT,
+            context_id TEXT,
+            CHECK ((api_url IS NULL) = (poid IS NULL)),
+            CHECK (api_url IS NOT NULL OR input_path IS NOT NULL)
+        )
+        """,
+        f"INSERT INTO jobs_new ({_JOB_COLUMNS}) SELECT {_JOB_COLUMNS} FROM jobs",  # noqa: S608
+        "DROP TABLE jobs",
+        "ALTER TABLE jobs_new RENAME TO jobs",
+        "CREATE INDEX jobs_due ON jobs (status, run_after, id)",
+        "CREATE INDEX jobs_running_project ON jobs (api_url, poid) WHERE status = 'running'",
+        "CREATE INDEX jobs_written_file ON jobs "
+        "(api_url, json_extract(steps, '$.file_id'), service) "
+        "WHERE json_extract(steps, '$.file_id') IS NOT NULL",
+        """
+        CREATE INDEX jobs_project_queue ON jobs (api_url, poid, run_after, id)
+            WHERE status = 'queued'
+        """,
+        """
+        CREATE INDEX jobs_unbound_queue ON jobs (run_after, id)
+            WHERE status = 'queued' AND api_url IS NULL
+        """,
+        """
+        CREATE INDEX jobs_held_tokens ON jobs (finished_at)
+            WHERE status = 'dead' AND token IS NOT NULL
+        """,
+        """
+        CREATE TRIGGER jobs_project_insert AFTER INSERT ON jobs
+        WHEN NEW.api_url IS NOT NULL BEGIN
+            INSERT INTO projects (api_url, poid, running, next_due)
+            VALUES (NEW.api_url, NEW.poid, NEW.status = 'running',
+                CASE WHEN NEW.status = 'queued' THEN NEW.run_after END)
+            ON CONFLICT DO UPDATE SET
+                running = running + excluded.running,
+                next_due = CASE WHEN excluded.next_due IS NULL THEN next_due
+                    ELSE min(coalesce(next_due, excluded.next_due), excluded.next_due) END;
+        END
+        """,
+        """
+        CREATE TRIGGER jobs_project_update AFTER UPDATE OF status, run_after ON jobs
+        WHEN NEW.api_url IS NOT NULL BEGIN
+            UPDATE projects SET
+                running = running + (NEW.status = 'running') - (OLD.status = 'running'),
+                next_due = CASE WHEN NEW.status = 'queued'
+                    THEN min(coalesce(next_due, NEW.run_after), NEW.run_after)
+                    ELSE next_due END
+            WHERE api_url = NEW.api_url AND poid = NEW.poid;
+        END
+        """,
+    ):
+        db.execute(statement)
+    db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'jobs'", [sequence])
+    db.execute(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs', ? "
+        "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs')",
+        [sequence],
+    )
+
+
 def _private_folder(folder: Path) -> None:
     """Create ``folder`` (and missing parents) readable by its owner only."""
     missing = []
@@ -326,9 +440,17 @@ class SqliteStorage:
     def _migrate(self) -> None:
         conn = _connect(self.path, self._busy_timeout_ms)
         try:
+            # A migration may rebuild a table (m005): with foreign keys on, dropping the old
+            # one would delete the rows that refer to it. They are checked before the commit.
+            conn.execute("PRAGMA foreign_keys = OFF")
             conn.execute("BEGIN IMMEDIATE")  # serialises processes migrating the same file
             try:
                 migrations.apply(sqlite_utils.Database(conn))
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise sqlite3.IntegrityError(
+                        f"the migration left {len(broken)} rows referring to missing ones"
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 _roll_back(conn)
@@ -433,11 +555,11 @@ class SqliteStorage:
 
     # -- operations ------------------------------------------------------------------------
 
-    async def enqueue(self, notification: Notification, *, max_attempts: int) -> EnqueueResult:
+    async def enqueue(self, origin: Origin, *, max_attempts: int) -> EnqueueResult:
         if self._writer is None or self._loop is None or self._enqueue_conn is None:
             raise StorageError("the job database is not open")
         future: asyncio.Future[EnqueueResult] = self._loop.create_future()
-        self._pending.append(_Enqueue(notification, max_attempts, self._clock(), future))
+        self._pending.append(_Enqueue(origin, max_attempts, self._clock(), future))
         if self._commit is None and not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush_enqueues)
@@ -498,8 +620,10 @@ class SqliteStorage:
 
         def anything_due(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
-                "SELECT 1 FROM projects WHERE next_due <= ? AND (running = 0 OR NOT ?) LIMIT 1",
-                (now, one_per_project),
+                "SELECT 1 FROM projects WHERE next_due <= ? AND (running = 0 OR NOT ?) "
+                "UNION ALL SELECT 1 FROM jobs INDEXED BY jobs_unbound_queue "
+                "WHERE status = 'queued' AND api_url IS NULL AND run_after <= ? LIMIT 1",
+                (now, one_per_project, now),
             ).fetchone()
             return row is not None
 
@@ -526,7 +650,11 @@ class SqliteStorage:
                     (job_id, row["attempts"], worker_id, now),
                 )
                 jobs.append(Job.from_row(row))
-            for project in {(job.notification.api_url, job.notification.poid) for job in jobs}:
+            for project in {
+                (job.origin.api_url, job.origin.poid)
+                for job in jobs
+                if isinstance(job.origin, Notification)
+            }:
                 _refresh_next_due(conn, *project)
             return jobs
 
@@ -756,7 +884,7 @@ class SqliteStorage:
                     f"job {job_id} is {job.status}; "
                     "only queued, dead or cancelled jobs can be retried"
                 )
-            if job.notification.token is None:
+            if isinstance(job.origin, Notification) and job.origin.token is None:
                 raise InvalidTransition(
                     f"job {job_id} no longer holds a BIMserver token (tokens are erased when a "
                     "job succeeds, fails for good or is cancelled, and token_retention_seconds "
@@ -868,7 +996,7 @@ class _Enqueue(NamedTuple):
     """Enqueues are batched into a few statements per commit, not a few per notification:
     the writer thread then needs the GIL only a handful of times however busy the endpoint is."""
 
-    notification: Notification
+    origin: Origin
     max_attempts: int
     now: float
     future: asyncio.Future[Any]
@@ -879,10 +1007,58 @@ _Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 _INSERT_JOB = """
     INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, edid, soid, service, profile,
-        api_url, token, user_token, status, max_attempts, run_after, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)
+        api_url, token, user_token, input_type, output_type, input_path, input_size, account,
+        client_id, context_id, status, max_attempts, run_after, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)
     ON CONFLICT (dedup_key) DO NOTHING
 """
+
+
+def _origin_columns(origin: Origin) -> tuple[Any, ...]:
+    """kind through context_id of ``_INSERT_JOB``, for either kind of job."""
+    if isinstance(origin, Notification):
+        n = origin
+        return (
+            str(n.kind),
+            str(n.dialect),
+            n.poid,
+            n.roid,
+            n.edid,
+            n.soid,
+            n.service,
+            n.profile,
+            n.api_url,
+            n.token,
+            n.user_token,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+    u = origin
+    return (
+        UPLOAD_KIND,
+        None,
+        None,
+        None,
+        None,
+        None,
+        u.service,
+        u.profile,
+        None,
+        None,
+        None,
+        u.input_type,
+        u.output_type,
+        u.model_path,
+        u.size,
+        u.account,
+        u.client_id,
+        u.context_id,
+    )
 
 
 def _ids_by_key(conn: sqlite3.Connection, keys: list[str]) -> dict[str, int]:
@@ -931,7 +1107,7 @@ def _new_ids(conn: sqlite3.Connection, keys: list[str]) -> dict[str, int]:
 
 
 def _insert_batch(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcome]:
-    keys = [op.notification.dedup_key for op in ops]
+    keys = [op.origin.dedup_key for op in ops]
     ids = _ids_by_key(conn, keys)
     seen = set(ids)
     created: list[bool] = []
@@ -941,27 +1117,7 @@ def _insert_batch(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcom
         if key in seen:
             continue
         seen.add(key)
-        n = op.notification
-        rows.append(
-            (
-                key,
-                str(n.kind),
-                str(n.dialect),
-                n.poid,
-                n.roid,
-                n.edid,
-                n.soid,
-                n.service,
-                n.profile,
-                n.api_url,
-                n.token,
-                n.user_token,
-                op.max_attempts,
-                op.now,
-                op.now,
-                op.now,
-            )
-        )
+        rows.append((key, *_origin_columns(op.origin), op.max_attempts, op.now, op.now, op.now))
     if rows:
         conn.executemany(_INSERT_JOB, rows)
         ids.update(_new_ids(conn, [row[0] for row in rows]))
@@ -972,12 +1128,25 @@ def _insert_batch(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcom
 
 
 def _due_jobs(conn: sqlite3.Connection, now: float, limit: int, one_per_project: bool) -> list[int]:
-    """Up to ``limit`` due job ids, walking due projects in ``next_due`` order.
+    """Up to ``limit`` due job ids: uploads, then due projects in ``next_due`` order.
 
     Projects skipped (one already running) are at most as many as jobs are running, and a
     project whose ``next_due`` was early (its job cancelled, or its retry later) is set right
     as it is passed, so the walk does not grow with the number of queued jobs."""
-    chosen: list[int] = []
+    # A job no project brought (an upload) has a caller waiting on the line: it goes first,
+    # each on its own (no project to take turns in), from its own index.
+    chosen: list[int] = [
+        row[0]
+        for row in conn.execute(
+            # SQLite would rather walk jobs_due, through every queued notification.
+            "SELECT id FROM jobs INDEXED BY jobs_unbound_queue "
+            "WHERE status = 'queued' AND api_url IS NULL AND run_after <= ? "
+            "ORDER BY run_after, id LIMIT ?",
+            (now, limit),
+        )
+    ]
+    if len(chosen) >= limit:
+        return chosen
     stale: list[tuple[str, int]] = []
     projects = conn.execute(
         "SELECT api_url, poid, running FROM projects WHERE next_due <= ? ORDER BY next_due",

@@ -63,7 +63,9 @@ class BimServerBindings:
         self.servers = ServerCache()
 
     async def bind(self, job: Job, spec: ServiceSpec, record_step: RecordStep) -> Binding:
-        n = job.notification
+        if not isinstance(job.origin, Notification):
+            raise PermanentError(f"job {job.id} was not brought by a BIMserver notification")
+        n = job.origin
         if not n.token:
             raise PermanentError("the job holds no BIMserver token")
         facts = await self.servers.facts_for(self.session, n.api_url, n.dialect)
@@ -83,7 +85,8 @@ class BimServerBindings:
         )
 
     def failed(self, job: Job) -> None:
-        self.servers.forget_lookups(job.notification.api_url)
+        if job.server is not None:
+            self.servers.forget_lookups(job.server)
 
 
 class RevisionSource:
