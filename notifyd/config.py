@@ -48,6 +48,7 @@ class Settings(BaseModel):
 
     provider_name: str = "notifyd"
     provider_company_url: str = ""
+    provider_icon_url: str = ""  # shown beside the provider's name in BIM-bots clients
 
     allowed_api_urls: list[str] = Field(default_factory=list)
     allowed_ips: list[IPNetwork] = Field(default_factory=list)

@@ -262,9 +262,29 @@ def settings_schema(spec: ServiceSpec) -> dict[str, Any]:
     return spec.settings.model_json_schema()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OAuthEndpoints:
+    """Where BIMserver and BIM-bots clients register, send users to consent, and get tokens;
+    announced both by ``getService`` and by the bots service list."""
+
+    register: str
+    authorize: str
+    token: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> OAuthEndpoints:
+        base = settings.public_base_url
+        return cls(
+            register=f"{base}/oauth/register",
+            authorize=f"{base}/oauth/authorize",
+            token=f"{base}/oauth/access",
+        )
+
+
 def service_descriptor(spec: ServiceSpec, settings: Settings) -> SServiceDescriptor:
     """What ``getService`` announces; every URL is built from the daemon's public base URL."""
     base = settings.public_base_url
+    oauth = OAuthEndpoints.of(settings)
     service_url = base + (f"/{settings.secret_path}" if settings.secret_path else "")
     return SServiceDescriptor(
         name=spec.name,
@@ -279,10 +299,10 @@ def service_descriptor(spec: ServiceSpec, settings: Settings) -> SServiceDescrip
         writeExtendedData=spec.write_extended_data,
         providerName=spec.provider_name or settings.provider_name,
         companyUrl=settings.provider_company_url or base,
-        tokenUrl=f"{base}/oauth/token",
+        tokenUrl=oauth.token,
         newProfileUrl=f"{base}/profiles/new?service={spec.identifier}",
-        registerUrl=f"{base}/oauth/register",
-        authorizeUrl=f"{base}/oauth/authorize",
+        registerUrl=oauth.register,
+        authorizeUrl=oauth.authorize,
     )
 
 

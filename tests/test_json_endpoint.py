@@ -91,7 +91,7 @@ async def test_descriptor_urls_follow_public_url_and_secret(
     body = make_envelope("getService", parameters={"serviceIdentifier": "ifc-summary"})
     result = (await call_path(client, body, "/s3cret/json"))["response"]["result"]
     assert result["url"] == "https://bim.example.com/nd/s3cret"
-    assert result["tokenUrl"] == "https://bim.example.com/nd/oauth/token"
+    assert result["tokenUrl"] == "https://bim.example.com/nd/oauth/access"
     assert result["authorizeUrl"] == "https://bim.example.com/nd/oauth/authorize"
 
 

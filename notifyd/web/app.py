@@ -10,7 +10,7 @@ from notifyd.config import Settings
 from notifyd.intake import Intake
 from notifyd.services import Registry
 from notifyd.storage import open_storage
-from notifyd.web import rpc
+from notifyd.web import bots, rpc
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
 from notifyd.web.keys import (
     BODY_BUDGET,
@@ -86,4 +86,5 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     # trailing slash arrives as ".../" + "/json" (NotificationsManager.getChannel).
     app.router.add_post(f"{settings.endpoint_prefix}//json", rpc.handle_json, expect_handler=expect)
     app.router.add_get(f"{settings.base_path}/healthz", handle_health)
+    bots.add_routes(app, settings.base_path)
     return app

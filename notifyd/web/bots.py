@@ -1,0 +1,17 @@
+"""The BIM-bots routes: the service list, the OAuth 2.0 provider and the resource URLs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from notifyd.bots.servicelist import service_list
+from notifyd.web.keys import REGISTRY, SETTINGS
+
+
+async def handle_servicelist(request: web.Request) -> web.Response:
+    listing = service_list(request.app[REGISTRY], request.app[SETTINGS])
+    return web.json_response(text=listing.model_dump_json())
+
+
+def add_routes(app: web.Application, base_path: str) -> None:
+    app.router.add_get(f"{base_path}/servicelist", handle_servicelist)
