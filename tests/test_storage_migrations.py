@@ -8,7 +8,8 @@ from pathlib import Path
 import sqlite_utils
 
 from notifyd.records import AttemptOutcome, JobStatus, Upload
-from notifyd.storage.sqlite import SqliteStorage, migrations
+from notifyd.storage.sqlite import SqliteStorage
+from notifyd.storage.sqlite_schema import migrations
 from tests.factories import make_notification
 
 
