@@ -90,6 +90,13 @@ class Settings(BaseModel):
     # revision crosses a slow link several times faster, but BIMserver compresses on one core.
     download_gzip: bool = True
 
+    # BIM bots: how long an authorization code, an access token and a refresh token live,
+    # and whether people may create an account on the consent page.
+    oauth_code_seconds: float = Field(default=600.0, gt=0)
+    oauth_access_token_seconds: float = Field(default=3600.0, gt=0)
+    oauth_refresh_token_seconds: float = Field(default=2_592_000.0, gt=0)
+    open_registration: bool = True
+
     @field_validator("base_path")
     @classmethod
     def _normalise_base_path(cls, value: str) -> str:

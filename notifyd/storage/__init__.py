@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from notifyd.config import Settings
-from notifyd.storage.base import Storage
+from notifyd.storage.base import GrantStore, Storage
 
 
 @asynccontextmanager
@@ -20,4 +20,14 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
         yield storage
 
 
-__all__ = ["Storage", "open_storage"]
+def grants_of(storage: Storage) -> GrantStore:
+    """The OAuth provider's records, kept in the same database as the jobs."""
+    from notifyd.storage.sqlite import SqliteStorage
+    from notifyd.storage.sqlite_grants import SqliteGrants
+
+    if not isinstance(storage, SqliteStorage):
+        raise TypeError(f"no grant store for {type(storage).__name__}")
+    return SqliteGrants(storage)
+
+
+__all__ = ["GrantStore", "Storage", "grants_of", "open_storage"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from notifyd.grants import Account, AuthorizationCode, IssuedToken, OAuthClient, TokenKind
 from notifyd.records import (
     Attempt,
     EnqueueResult,
@@ -116,3 +117,43 @@ class Storage(Protocol):
 
     async def counts(self) -> dict[JobStatus, int]:
         """How many jobs are in each status."""
+
+
+class GrantStore(Protocol):
+    """The OAuth provider's records: accounts, clients, codes and tokens."""
+
+    async def add_account(self, account: Account) -> bool:
+        """False when an account of that name exists (nothing is changed)."""
+
+    async def set_password(self, name: str, password_hash: str) -> bool: ...
+
+    async def account(self, name: str) -> Account | None: ...
+
+    async def register_client(self, client: OAuthClient, secret_hash: str) -> OAuthClient:
+        """The stored client: ``client``, or the one registered before with the same
+        redirect URIs, which now also accepts this secret."""
+
+    async def client(self, client_id: str) -> OAuthClient | None: ...
+
+    async def clients(self) -> list[OAuthClient]: ...
+
+    async def secret_matches(self, client_id: str, secret_hash: str) -> bool: ...
+
+    async def save_code(self, code: AuthorizationCode) -> None: ...
+
+    async def take_code(self, code_hash: str, now: float) -> tuple[AuthorizationCode | None, bool]:
+        """The code, now used; and whether it was used before (its tokens are then revoked)."""
+
+    async def save_tokens(self, tokens: list[IssuedToken], now: float) -> None: ...
+
+    async def live_token(
+        self, token_hash: str, kind: TokenKind, now: float
+    ) -> IssuedToken | None: ...
+
+    async def use_refresh_token(
+        self, token_hash: str, now: float
+    ) -> tuple[IssuedToken | None, bool]:
+        """The refresh token, now revoked; and whether it was used before (its family is
+        then revoked)."""
+
+    async def revoke(self, *, client_id: str | None = None, account: str | None = None) -> int: ...

@@ -285,14 +285,22 @@ class SqliteStorage:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(_resolve, outcomes)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def now(self) -> float:
+        """The storage's clock (a test's fake one), for stores that share the database."""
+        return self._clock()
+
+    async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in the writer thread, in a transaction it shares with the writes waiting
+        beside it, under a savepoint of its own (other stores on this database use it)."""
         if self._writer is None or self._loop is None:
             raise StorageError("the job database is not open")
         future: asyncio.Future[T] = self._loop.create_future()
         self._ops.put(_Write(fn, future))
         return await future
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on the read connection, off the event loop."""
+
         def run() -> T:
             with self._read_lock:
                 if self._read_conn is None:
@@ -377,7 +385,7 @@ class SqliteStorage:
 
         # Most claims of a busy worker find nothing: they need not take the write lock that
         # acknowledgements wait for.
-        if not await self._read(anything_due):
+        if not await self.run_read(anything_due):
             return []
 
         def write(conn: sqlite3.Connection) -> list[Job]:
@@ -406,7 +414,7 @@ class SqliteStorage:
                 _refresh_next_due(conn, *project)
             return jobs
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def heartbeat(self, job_id: int, *, worker_id: str, lease_seconds: float) -> Job | None:
         now = self._clock()
@@ -419,14 +427,14 @@ class SqliteStorage:
             ).fetchone()
             return Job.from_row(row) if row else None
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def record_step(self, job_id: int, *, worker_id: str, name: str, value: Any) -> Job:
         def write(conn: sqlite3.Connection) -> Job:
             job = _held_job(conn, job_id, worker_id)
             return _update(conn, job_id, steps=json.dumps({**job.steps, name: value}))
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def wrote_extended_data(self, *, api_url: str, service: str, file_id: int) -> bool:
         def read(conn: sqlite3.Connection) -> bool:
@@ -437,7 +445,7 @@ class SqliteStorage:
             ).fetchone()
             return row is not None
 
-        return await self._read(read)
+        return await self.run_read(read)
 
     async def expire_lease(self, job_id: int, *, worker_id: str) -> bool:
         now = self._clock()
@@ -450,7 +458,7 @@ class SqliteStorage:
             )
             return cursor.rowcount == 1
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def complete(
         self, job_id: int, *, worker_id: str, result: JobResult | None = None
@@ -468,7 +476,7 @@ class SqliteStorage:
                 **_ended(now),
             )
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def fail(
         self,
@@ -513,7 +521,7 @@ class SqliteStorage:
                 updated_at=now,
             )
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def pause_server(
         self, api_url: str, *, error: str, pause: Callable[[int], float]
@@ -545,20 +553,20 @@ class SqliteStorage:
             )
             return outage
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def server_answered(self, api_url: str) -> None:
         def write(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM servers WHERE api_url = ?", (api_url,))
 
-        await self._write(write)
+        await self.run_write(write)
 
     async def outages(self) -> list[ServerOutage]:
         def read(conn: sqlite3.Connection) -> list[ServerOutage]:
             rows = conn.execute("SELECT * FROM servers ORDER BY api_url").fetchall()
             return [ServerOutage.from_row(row) for row in rows]
 
-        return await self._read(read)
+        return await self.run_read(read)
 
     async def erase_tokens(self, *, finished_before: float) -> int:
         def write(conn: sqlite3.Connection) -> int:
@@ -569,7 +577,7 @@ class SqliteStorage:
             )
             return cursor.rowcount
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def release(self, job_id: int, *, worker_id: str) -> Job:
         now = self._clock()
@@ -588,7 +596,7 @@ class SqliteStorage:
                 updated_at=now,
             )
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def reclaim_expired(self) -> list[Job]:
         now = self._clock()
@@ -618,7 +626,7 @@ class SqliteStorage:
                 reclaimed.append(_update(conn, job.id, last_error=error, **changes))
             return reclaimed
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def retry(self, job_id: int, *, attempts: int = 1) -> Job:
         now = self._clock()
@@ -649,7 +657,7 @@ class SqliteStorage:
                 updated_at=now,
             )
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def retry_dead(self, *, attempts: int = 1) -> list[Job]:
         now = self._clock()
@@ -671,7 +679,7 @@ class SqliteStorage:
                 for row in rows
             ]
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def cancel(self, job_id: int) -> Job:
         now = self._clock()
@@ -686,10 +694,10 @@ class SqliteStorage:
                 return _update(conn, job_id, cancel_requested=1, updated_at=now)
             raise InvalidTransition(f"job {job_id} is already {job.status}")
 
-        return await self._write(write)
+        return await self.run_write(write)
 
     async def get(self, job_id: int) -> Job:
-        return await self._read(lambda conn: _job(conn, job_id))
+        return await self.run_read(lambda conn: _job(conn, job_id))
 
     async def list_jobs(
         self, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
@@ -703,7 +711,7 @@ class SqliteStorage:
             ).fetchall()
             return [Job.from_row(row) for row in rows]
 
-        return await self._read(read)
+        return await self.run_read(read)
 
     async def attempts(self, job_id: int) -> list[Attempt]:
         def read(conn: sqlite3.Connection) -> list[Attempt]:
@@ -712,7 +720,7 @@ class SqliteStorage:
             ).fetchall()
             return [Attempt.from_row(row) for row in rows]
 
-        return await self._read(read)
+        return await self.run_read(read)
 
     async def problems(self) -> list[str]:
         found = []
@@ -732,7 +740,7 @@ class SqliteStorage:
             counts.update({JobStatus(row["status"]): row["n"] for row in rows})
             return counts
 
-        return await self._read(read)
+        return await self.run_read(read)
 
 
 class _Write(NamedTuple):

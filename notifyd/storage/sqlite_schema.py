@@ -258,3 +258,70 @@ def m005_jobs_without_a_project(db: sqlite_utils.Database) -> None:
         "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs')",
         [sequence],
     )
+
+
+@migrations()
+def m006_accounts_and_grants(db: sqlite_utils.Database) -> None:
+    """The BIM-bots OAuth provider: accounts, registered clients (a client may hold several
+    secrets: registering the same redirect URL again adds one), codes and tokens, every
+    secret as its SHA-256 and every password as scrypt."""
+    for statement in (
+        """
+        CREATE TABLE accounts (
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE oauth_clients (
+            client_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            url TEXT,
+            description TEXT,
+            icon TEXT,
+            redirect_uris TEXT NOT NULL,
+            redirect_key TEXT NOT NULL UNIQUE,
+            style TEXT NOT NULL,
+            registered_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE oauth_client_secrets (
+            client_id TEXT NOT NULL REFERENCES oauth_clients (client_id) ON DELETE CASCADE,
+            secret_hash TEXT NOT NULL,
+            issued_at REAL NOT NULL,
+            PRIMARY KEY (client_id, secret_hash)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE oauth_codes (
+            code_hash TEXT PRIMARY KEY,
+            client_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            redirect_uri TEXT,
+            code_challenge TEXT,
+            expires_at REAL NOT NULL,
+            used_at REAL
+        )
+        """,
+        """
+        CREATE TABLE oauth_tokens (
+            token_hash TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            family TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        )
+        """,
+        "CREATE INDEX oauth_tokens_family ON oauth_tokens (family)",
+        "CREATE INDEX oauth_tokens_client ON oauth_tokens (client_id)",
+        "CREATE INDEX oauth_tokens_account ON oauth_tokens (account)",
+        "CREATE INDEX oauth_codes_expiry ON oauth_codes (expires_at)",
+    ):
+        db.execute(statement)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
+from notifyd.bots.oauth import OAuthProvider
 from notifyd.config import Settings
 from notifyd.intake import Intake
 from notifyd.services import Registry
-from notifyd.storage import open_storage
-from notifyd.web import bots, rpc
+from notifyd.storage import grants_of, open_storage
+from notifyd.web import bots, oauth, rpc
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
 from notifyd.web.keys import (
     BODY_BUDGET,
     BODY_LIMITS,
+    GRANTS,
     INTAKE,
+    OAUTH,
     REGISTRY,
     SETTINGS,
     STORAGE,
@@ -29,6 +34,10 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_storage(app[SETTINGS]) as storage:
         app[STORAGE] = storage
         app[INTAKE] = Intake(storage=storage, registry=app[REGISTRY], settings=app[SETTINGS])
+        app[GRANTS] = grants_of(storage)
+        app[OAUTH] = OAuthProvider(
+            store=app[GRANTS], registry=app[REGISTRY], settings=app[SETTINGS]
+        )
         yield
 
 
@@ -87,4 +96,8 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     app.router.add_post(f"{settings.endpoint_prefix}//json", rpc.handle_json, expect_handler=expect)
     app.router.add_get(f"{settings.base_path}/healthz", handle_health)
     bots.add_routes(app, settings.base_path)
+    oauth.add_routes(app, settings.base_path)
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("notifyd.web", "templates"), autoescape=True
+    )
     return app

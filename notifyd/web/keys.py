@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from notifyd.bots.oauth import OAuthProvider
 from notifyd.config import Settings
 from notifyd.intake import Intake
 from notifyd.services import Registry
-from notifyd.storage.base import Storage
+from notifyd.storage.base import GrantStore, Storage
 from notifyd.web.body import BodyBudget, BodyLimits
 from notifyd.worker import Worker
 
@@ -15,6 +16,8 @@ SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", Registry)
 STORAGE = web.AppKey("storage", Storage)
 INTAKE = web.AppKey("intake", Intake)
+GRANTS = web.AppKey("grants", GrantStore)
+OAUTH = web.AppKey("oauth", OAuthProvider)
 WORKER = web.AppKey("worker", Worker)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
