@@ -15,6 +15,7 @@ import structlog
 
 from notifyd.cli.common import config_option, registry_or_exit, settings_or_exit
 from notifyd.cli.emulator import emulator_command
+from notifyd.cli.grants import accounts, oauth
 from notifyd.cli.jobs import jobs
 from notifyd.errors import NotifydError
 from notifyd.logs import configure_logging
@@ -263,3 +264,5 @@ def dev(
 
 main.add_command(emulator_command)
 main.add_command(jobs)
+main.add_command(accounts)
+main.add_command(oauth)

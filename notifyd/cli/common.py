@@ -3,8 +3,10 @@ the reason instead of a traceback."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -12,6 +14,9 @@ from notifyd.config import Settings, load_settings
 from notifyd.errors import NotifydError
 from notifyd.plugins import load_registry
 from notifyd.services import Registry
+from notifyd.storage import Storage
+
+T = TypeVar("T")
 
 config_option = click.option(
     "--config",
@@ -32,5 +37,23 @@ def settings_or_exit(config_path: Path | None, **overrides: Any) -> Settings:
 def registry_or_exit(settings: Settings) -> Registry:
     try:
         return load_registry(settings)
+    except NotifydError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def with_storage(
+    config_path: Path | None, action: Callable[[Storage, Settings], Awaitable[T]]
+) -> T:
+    """Run ``action`` on the configured database; its errors end the command with a reason."""
+    from notifyd.storage import open_storage
+
+    settings = settings_or_exit(config_path)
+
+    async def run() -> T:
+        async with open_storage(settings) as storage:
+            return await action(storage, settings)
+
+    try:
+        return asyncio.run(run())
     except NotifydError as exc:
         raise click.ClickException(exc.message) from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,10 +9,9 @@ from typing import Any
 
 import click
 
-from notifyd.cli.common import config_option, settings_or_exit
+from notifyd.cli.common import config_option, with_storage
 from notifyd.config import Settings
-from notifyd.errors import NotifydError
-from notifyd.records import JobStatus
+from notifyd.records import Job, JobStatus, Notification
 
 
 @click.group()
@@ -21,35 +19,34 @@ def jobs() -> None:
     """Inspect and manage jobs: list, show, retry, cancel."""
 
 
-def _with_storage(config_path: Path | None, action: Any) -> Any:
-    from notifyd.storage import open_storage
-
-    settings = settings_or_exit(config_path)
-
-    async def run() -> Any:
-        async with open_storage(settings) as storage:
-            return await action(storage, settings)
-
-    try:
-        return asyncio.run(run())
-    except NotifydError as exc:
-        raise click.ClickException(exc.message) from exc
-
-
-def _job_dict(job: Any) -> dict[str, Any]:
-    n = job.notification
-    return {
+def _job_dict(job: Job) -> dict[str, Any]:
+    origin = job.origin
+    described: dict[str, Any] = {
         "id": job.id,
         "status": str(job.status),
-        "service": n.service,
-        "profile": n.profile,
-        "method": str(n.kind),
-        "dialect": str(n.dialect),
-        "poid": n.poid,
-        "roid": n.roid,
-        "edid": n.edid,
-        "soid": n.soid,
-        "apiUrl": n.api_url,
+        "service": job.service,
+        "profile": job.profile,
+    }
+    if isinstance(origin, Notification):
+        described.update(
+            method=str(origin.kind),
+            dialect=str(origin.dialect),
+            poid=origin.poid,
+            roid=origin.roid,
+            edid=origin.edid,
+            soid=origin.soid,
+            apiUrl=origin.api_url,
+        )
+    else:
+        described.update(
+            method="upload",
+            inputType=origin.input_type,
+            outputType=origin.output_type,
+            bytes=origin.size,
+            account=origin.account,
+            clientId=origin.client_id,
+        )
+    return described | {
         "attempts": job.attempts,
         "maxAttempts": job.max_attempts,
         "runAfter": _iso(job.run_after),
@@ -83,7 +80,7 @@ def jobs_list(config_path: Path | None, status: str | None, limit: int, as_json:
     async def action(storage: Any, _settings: Settings) -> list[Any]:
         return await storage.list_jobs(status=JobStatus(status) if status else None, limit=limit)
 
-    found = _with_storage(config_path, action)
+    found = with_storage(config_path, action)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
         return
@@ -122,7 +119,7 @@ def jobs_show(config_path: Path | None, job_id: int) -> None:
             ],
         }
 
-    click.echo(json.dumps(_with_storage(config_path, action), indent=2))
+    click.echo(json.dumps(with_storage(config_path, action), indent=2))
 
 
 @jobs.command("retry")
@@ -142,7 +139,7 @@ def jobs_retry(config_path: Path | None, job_id: int | None, all_dead: bool) -> 
             return await storage.retry_dead(attempts=settings.max_attempts)
         return [await storage.retry(job_id, attempts=settings.max_attempts)]
 
-    retried = _with_storage(config_path, action)
+    retried = with_storage(config_path, action)
     if all_dead:
         click.echo(
             f"{len(retried)} dead job(s) queued again"
@@ -162,7 +159,7 @@ def jobs_cancel(config_path: Path | None, job_id: int) -> None:
     async def action(storage: Any, _settings: Settings) -> Any:
         return await storage.cancel(job_id)
 
-    job = _with_storage(config_path, action)
+    job = with_storage(config_path, action)
     if job.status is JobStatus.RUNNING:
         click.echo(f"job {job.id} is running; its worker will stop it at the next heartbeat")
     else:

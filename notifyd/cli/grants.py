@@ -1,0 +1,115 @@
+"""``notifyd accounts`` and ``notifyd oauth``: the provider's users, and the BIM-bots clients
+and tokens they granted."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from notifyd.bots.accounts import AccountError, check_name, check_password, hash_password
+from notifyd.cli.common import config_option, with_storage
+from notifyd.config import Settings
+from notifyd.grants import Account
+from notifyd.storage import Storage, grants_of
+
+
+@click.group()
+def accounts() -> None:
+    """The provider's users, whom BIM-bots grants and jobs belong to."""
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@accounts.command("add")
+@config_option
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def accounts_add(config_path: Path | None, name: str, password_stdin: bool) -> None:
+    """Create an account NAME (the password is asked for)."""
+    try:
+        account = Account(
+            name=check_name(name),
+            password_hash=hash_password(check_password(_password(password_stdin))),
+            created_at=time.time(),
+        )
+    except AccountError as exc:
+        raise click.ClickException(exc.message) from exc
+
+    async def add(storage: Storage, _settings: Settings) -> bool:
+        return await grants_of(storage).add_account(account)
+
+    if not with_storage(config_path, add):
+        raise click.ClickException(f"an account named {name!r} exists")
+    click.echo(f"account {name} created")
+
+
+@accounts.command("password")
+@config_option
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def accounts_password(config_path: Path | None, name: str, password_stdin: bool) -> None:
+    """Set the password of account NAME."""
+    try:
+        hashed = hash_password(check_password(_password(password_stdin)))
+    except AccountError as exc:
+        raise click.ClickException(exc.message) from exc
+
+    async def change(storage: Storage, _settings: Settings) -> bool:
+        return await grants_of(storage).set_password(name, hashed)
+
+    if not with_storage(config_path, change):
+        raise click.ClickException(f"no account named {name!r}")
+    click.echo(f"password of {name} changed")
+
+
+@click.group()
+def oauth() -> None:
+    """The BIM-bots clients registered here, and the tokens they hold."""
+
+
+@oauth.command("clients")
+@config_option
+def oauth_clients(config_path: Path | None) -> None:
+    """List the registered clients as JSON lines."""
+
+    async def listing(storage: Storage, _settings: Settings) -> None:
+        for client in await grants_of(storage).clients():
+            registered = datetime.fromtimestamp(client.registered_at, UTC)
+            click.echo(
+                json.dumps(
+                    {
+                        "clientId": client.client_id,
+                        "name": client.name,
+                        "style": str(client.style),
+                        "redirectUris": list(client.redirect_uris),
+                        "registeredAt": registered.isoformat(timespec="seconds"),
+                    }
+                )
+            )
+
+    with_storage(config_path, listing)
+
+
+@oauth.command("revoke")
+@config_option
+@click.option("--client", "client_id", help="Revoke every token of this client id.")
+@click.option("--account", help="Revoke every token granted by this account.")
+def oauth_revoke(config_path: Path | None, client_id: str | None, account: str | None) -> None:
+    """Revoke tokens: of a client, of an account, or of an account for one client."""
+    if client_id is None and account is None:
+        raise click.UsageError("name --client, --account, or both")
+
+    async def revoke(storage: Storage, _settings: Settings) -> int:
+        return await grants_of(storage).revoke(client_id=client_id, account=account)
+
+    count = with_storage(config_path, revoke)
+    click.echo(f"{count} tokens revoked")
