@@ -96,6 +96,12 @@ class Settings(BaseModel):
     oauth_access_token_seconds: float = Field(default=3600.0, gt=0)
     oauth_refresh_token_seconds: float = Field(default=2_592_000.0, gt=0)
     open_registration: bool = True
+    # A model posted to a resource URL: at most this big; the answer waits this long for the
+    # result (then, or when the client asks, it answers 202 with where to poll); uploads and
+    # results are removed this long after they were written.
+    bots_max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    bots_sync_wait_seconds: float = Field(default=60.0, ge=0)
+    bots_retention_seconds: float = Field(default=86_400.0, gt=0)
 
     @field_validator("base_path")
     @classmethod

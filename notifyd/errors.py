@@ -50,6 +50,10 @@ class UnknownProfile(ProtocolError):
         self.profile = profile
 
 
+class UnsupportedType(ProtocolError):
+    """A BIM-bots request's Input-Type or Output-Type the service does not take or give."""
+
+
 class Forbidden(ProtocolError):
     """The caller may not use this endpoint."""
 

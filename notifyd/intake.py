@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from notifyd.access import check_api_url, normalise_api_url
 from notifyd.config import Settings
+from notifyd.errors import UnsupportedType
 from notifyd.protocol import rpc
-from notifyd.records import Dialect, Notification, NotificationKind
-from notifyd.services import Registry
+from notifyd.records import Dialect, Notification, NotificationKind, Upload
+from notifyd.services import Registry, ServiceSpec
 from notifyd.storage.base import Storage
 
 
@@ -26,6 +27,21 @@ class Accepted:
     job_id: int
     duplicate: bool
     notification: Notification
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadRequest:
+    """What a BIM-bots client asked for, once its model is on disk."""
+
+    upload_id: str
+    service: str
+    input_type: str
+    output_type: str
+    model_path: str
+    size: int
+    account: str
+    client_id: str
+    context_id: str | None
 
 
 class Intake:
@@ -70,3 +86,40 @@ class Intake:
         return Accepted(
             job_id=stored.job_id, duplicate=not stored.created, notification=notification
         )
+
+    def check_upload(self, service: str, input_type: str, output_type: str) -> ServiceSpec:
+        """The service a model may be posted to with these types, before its body is read.
+        Raises UnknownService or UnsupportedType."""
+        spec = self.registry.service(service)
+        if not spec.read_revision or input_type not in spec.inputs:
+            raise UnsupportedType(
+                f"Input-Type {input_type!r} is not taken by {spec.identifier}; "
+                f"it takes {', '.join(spec.inputs) if spec.read_revision else 'no model'}"
+            )
+        if output_type not in spec.outputs:
+            raise UnsupportedType(
+                f"Output-Type {output_type!r} is not given by {spec.identifier}; "
+                f"it gives {', '.join(spec.outputs)}"
+            )
+        return spec
+
+    async def upload(self, request: UploadRequest) -> int:
+        """The job id of a model posted to a service's resource URL. Raises ProtocolError
+        (the service or the types are not offered) or StorageError (not stored)."""
+        spec = self.check_upload(request.service, request.input_type, request.output_type)
+        upload = Upload(
+            upload_id=request.upload_id,
+            service=spec.identifier,
+            profile=self.registry.profile(spec.identifier, None).identifier,
+            input_type=request.input_type,
+            output_type=request.output_type,
+            model_path=request.model_path,
+            size=request.size,
+            account=request.account,
+            client_id=request.client_id,
+            context_id=request.context_id,
+        )
+        stored = await self.storage.enqueue(upload, max_attempts=self.settings.max_attempts)
+        if stored.created and self._wake is not None:
+            self._wake()
+        return stored.job_id

@@ -133,7 +133,19 @@ class RevisionCheckedIn:
     already_checked_in: bool = False  # a retried job found it there and checked in nothing
 
 
-Delivery = ExtendedDataWritten | RevisionCheckedIn
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredResult:
+    """The service's result kept for the caller who posted the model to fetch."""
+
+    path: str  # relative to the data folder
+    mime: str
+    filename: str
+    title: str
+    output_type: str
+    bytes: int
+
+
+Delivery = ExtendedDataWritten | RevisionCheckedIn | StoredResult
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,6 +175,8 @@ class JobResult:
             record["extended_data"] = _fields(self.delivery)
         elif isinstance(self.delivery, RevisionCheckedIn):
             record["checkin"] = _fields(self.delivery)
+        elif isinstance(self.delivery, StoredResult):
+            record["stored"] = _fields(self.delivery)
         record["timings_ms"] = {k: v for k, v in _fields(self.timings).items() if v is not None}
         return record
 
@@ -180,6 +194,8 @@ class JobResult:
                 bytes=record.get("bytes"),
                 already_present="skipped" in record,
             )
+        if "stored" in record:
+            delivery = StoredResult(**record["stored"])
         checkin = record.get("checkin")
         if isinstance(checkin, Mapping) and "already_checked_in" in checkin:
             delivery = RevisionCheckedIn(**checkin)

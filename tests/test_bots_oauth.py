@@ -3,14 +3,12 @@ requests) and by the exact requests BIMserver sends (OAuthServiceImpl.java at HE
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import re
 import secrets
 from collections.abc import Callable
-from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,8 +17,7 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 
 from notifyd.config import Settings
-
-REDIRECT = "https://client.example/callback"
+from tests.bots_client import REDIRECT, consent, register, run
 
 
 @pytest.fixture
@@ -29,39 +26,12 @@ async def base_url(make_client: Callable[..., Any], make_settings: Callable[...,
     return str(client.make_url("")).rstrip("/")
 
 
-def _register(base_url: str, **body: Any) -> dict[str, Any]:
-    answer = requests.post(f"{base_url}/oauth/register", json=body, timeout=10)
-    assert answer.status_code in (200, 201), answer.text
-    return answer.json()
-
-
-def _consent(base_url: str, authorize_url: str, decision: str = "allow", **fields: str) -> str:
-    """What the user's browser does: open the page, post the form, not follow the redirect."""
-    page = requests.get(authorize_url, timeout=10, allow_redirects=False)
-    assert page.status_code == 200, page.text
-    assert page.headers["X-Frame-Options"] == "DENY"
-    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
-    form = {k: unescape(v) for k, v in hidden.items()}
-    form.update(decision=decision, **fields)
-    if 'name="service"' in page.text and "service" not in fields:
-        form["service"] = "ifc-summary"
-    answer = requests.post(
-        f"{base_url}/oauth/authorize", data=form, timeout=10, allow_redirects=False
-    )
-    assert answer.status_code == 303, answer.text
-    return answer.headers["Location"]
-
-
-async def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 @pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
 async def test_authlib_completes_the_code_flow_with_pkce_and_refreshes(
     base_url: str, auth_method: str
 ) -> None:
-    registered = await _run(
-        _register,
+    registered = await run(
+        register,
         base_url,
         client_name="Authlib script",
         redirect_uris=[REDIRECT],
@@ -78,11 +48,9 @@ async def test_authlib_completes_the_code_flow_with_pkce_and_refreshes(
     url, state = session.create_authorization_url(
         f"{base_url}/oauth/authorize", code_verifier=verifier, service="ifc-summary"
     )
-    callback = await _run(
-        _consent, base_url, url, username="alice", password="correct horse", create="on"
-    )
+    callback = await run(consent, url, username="alice", password="correct horse", create="on")
     assert callback.startswith(REDIRECT)
-    token = await _run(
+    token = await run(
         session.fetch_token,
         f"{base_url}/oauth/access",
         authorization_response=callback,
@@ -92,20 +60,20 @@ async def test_authlib_completes_the_code_flow_with_pkce_and_refreshes(
     assert token["token_type"] == "Bearer"
     assert token["expires_in"] == 3600
     assert token["resource_url"] == "https://bots.example.com/services/ifc-summary"
-    refreshed = await _run(
+    refreshed = await run(
         session.refresh_token, f"{base_url}/oauth/access", refresh_token=token["refresh_token"]
     )
     assert refreshed["access_token"] != token["access_token"]
     assert refreshed["refresh_token"] != token["refresh_token"]
     # The old refresh token was spent: using it again is a replay, and revokes the grant.
     with pytest.raises(Exception, match="invalid_grant"):
-        await _run(
+        await run(
             session.refresh_token,
             f"{base_url}/oauth/access",
             refresh_token=token["refresh_token"],
         )
     with pytest.raises(Exception, match="invalid_grant"):
-        await _run(
+        await run(
             session.refresh_token,
             f"{base_url}/oauth/access",
             refresh_token=refreshed["refresh_token"],
@@ -116,7 +84,7 @@ async def test_bimserver_registers_authorizes_and_exchanges_as_its_source_does(
     base_url: str,
 ) -> None:
     # OAuthServiceImpl.registerApplication: Oltu's JSON, Content-Type application/json.
-    answer = await _run(
+    answer = await run(
         requests.post,
         f"{base_url}/oauth/register",
         data=json.dumps(
@@ -143,12 +111,12 @@ async def test_bimserver_registers_authorizes_and_exchanges_as_its_source_does(
         f"&state={requests.utils.quote(state)}&auth_type=service"
         "&redirect_uri=http%3A%2F%2Fbimserver.local%3A8080%2Fapps%2Fbimviews%2F%3Fpage%3DOAuth"
     )
-    callback = await _run(_consent, base_url, url, username="bob", password="12345678", create="on")
+    callback = await run(consent, url, username="bob", password="12345678", create="on")
     query = parse_qs(urlsplit(callback).query)
     assert callback.startswith("http://bimserver.local:8080/apps/bimviews/?page=OAuth&")
     assert query["state"] == [state]  # unchanged
     # getRemoteToken: form-encoded, client_secret_post, the literal redirect_uri=crap.
-    token = await _run(
+    token = await run(
         requests.post,
         f"{base_url}/oauth/access",
         data={
@@ -170,21 +138,21 @@ async def test_bimserver_registers_authorizes_and_exchanges_as_its_source_does(
 async def test_registering_the_same_redirect_again_keeps_the_client_and_both_secrets_work(
     base_url: str,
 ) -> None:
-    first = await _run(_register, base_url, redirect_url="http://bim.local/")
-    second = await _run(_register, base_url, redirect_url="http://bim.local/")
+    first = await run(register, base_url, redirect_url="http://bim.local/")
+    second = await run(register, base_url, redirect_url="http://bim.local/")
     assert first["client_id"] == second["client_id"]
     assert first["client_secret"] != second["client_secret"]
-    other = await _run(_register, base_url, redirect_url="http://other.local/")
+    other = await run(register, base_url, redirect_url="http://other.local/")
     assert other["client_id"] != first["client_id"]
 
 
 async def test_a_denial_redirects_with_access_denied_and_the_state(base_url: str) -> None:
-    registered = await _run(_register, base_url, redirect_uris=[REDIRECT])
+    registered = await run(register, base_url, redirect_uris=[REDIRECT])
     url = (
         f"{base_url}/oauth/authorize?client_id={registered['client_id']}&response_type=code"
         "&state=xyz&service=ifc-summary"
     )
-    callback = await _run(_consent, base_url, url, decision="deny")
+    callback = await run(consent, url, decision="deny")
     query = parse_qs(urlsplit(callback).query)
     assert query["error"] == ["access_denied"]
     assert query["state"] == ["xyz"]
@@ -192,16 +160,16 @@ async def test_a_denial_redirects_with_access_denied_and_the_state(base_url: str
 
 
 async def test_a_wrong_password_shows_the_page_again_and_issues_no_code(base_url: str) -> None:
-    registered = await _run(_register, base_url, redirect_uris=[REDIRECT])
+    registered = await run(register, base_url, redirect_uris=[REDIRECT])
     url = (
         f"{base_url}/oauth/authorize?client_id={registered['client_id']}&response_type=code"
         "&service=ifc-summary"
     )
-    await _run(_consent, base_url, url, username="carol", password="longenough", create="on")
-    page = await _run(requests.get, url, timeout=10)
+    await run(consent, url, username="carol", password="longenough", create="on")
+    page = await run(requests.get, url, timeout=10)
     form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
     form.update(decision="allow", username="carol", password="wrong-password")
-    answer = await _run(
+    answer = await run(
         requests.post, f"{base_url}/oauth/authorize", data=form, timeout=10, allow_redirects=False
     )
     assert answer.status_code == 401
@@ -209,13 +177,13 @@ async def test_a_wrong_password_shows_the_page_again_and_issues_no_code(base_url
 
 
 async def test_an_unknown_client_or_redirect_is_shown_never_redirected(base_url: str) -> None:
-    registered = await _run(_register, base_url, redirect_uris=[REDIRECT])
+    registered = await run(register, base_url, redirect_uris=[REDIRECT])
     for query in (
         "client_id=nobody&response_type=code",
         f"client_id={registered['client_id']}&response_type=code"
         "&redirect_uri=https%3A%2F%2Fevil.example%2F",
     ):
-        page = await _run(
+        page = await run(
             requests.get, f"{base_url}/oauth/authorize?{query}", timeout=10, allow_redirects=False
         )
         assert page.status_code == 400
@@ -225,12 +193,12 @@ async def test_an_unknown_client_or_redirect_is_shown_never_redirected(base_url:
 async def test_a_bad_request_after_the_redirect_is_known_goes_back_with_its_error(
     base_url: str,
 ) -> None:
-    registered = await _run(_register, base_url, redirect_uris=[REDIRECT])
+    registered = await run(register, base_url, redirect_uris=[REDIRECT])
     for query, error in (
         ("response_type=token", "unsupported_response_type"),
         ("response_type=code&code_challenge=abc&code_challenge_method=plain", "invalid_request"),
     ):
-        answer = await _run(
+        answer = await run(
             requests.get,
             f"{base_url}/oauth/authorize?client_id={registered['client_id']}&{query}&state=s1",
             timeout=10,
@@ -243,7 +211,7 @@ async def test_a_bad_request_after_the_redirect_is_known_goes_back_with_its_erro
 
 
 async def test_token_errors_follow_rfc_6749(base_url: str) -> None:
-    registered = await _run(_register, base_url, redirect_uris=[REDIRECT])
+    registered = await run(register, base_url, redirect_uris=[REDIRECT])
     cid, secret = registered["client_id"], registered["client_secret"]
     basic = base64.b64encode(f"{cid}:wrong".encode()).decode()
     cases = [
@@ -273,7 +241,7 @@ async def test_token_errors_follow_rfc_6749(base_url: str) -> None:
         ),
     ]
     for form, headers, status, error in cases:
-        answer = await _run(
+        answer = await run(
             requests.post, f"{base_url}/oauth/access", data=form, headers=headers, timeout=10
         )
         assert answer.status_code == status, (form, answer.text)
@@ -283,14 +251,12 @@ async def test_token_errors_follow_rfc_6749(base_url: str) -> None:
 
 
 async def test_a_code_is_single_use_and_a_replay_revokes_what_it_gave(base_url: str) -> None:
-    registered = await _run(_register, base_url, redirect_uris=[REDIRECT])
+    registered = await run(register, base_url, redirect_uris=[REDIRECT])
     url = (
         f"{base_url}/oauth/authorize?client_id={registered['client_id']}&response_type=code"
         "&service=ifc-summary"
     )
-    callback = await _run(
-        _consent, base_url, url, username="dave", password="12345678", create="on"
-    )
+    callback = await run(consent, url, username="dave", password="12345678", create="on")
     code = parse_qs(urlsplit(callback).query)["code"][0]
     form = {
         "grant_type": "authorization_code",
@@ -298,8 +264,8 @@ async def test_a_code_is_single_use_and_a_replay_revokes_what_it_gave(base_url: 
         "client_id": registered["client_id"],
         "client_secret": registered["client_secret"],
     }
-    first = await _run(requests.post, f"{base_url}/oauth/access", data=form, timeout=10)
-    again = await _run(requests.post, f"{base_url}/oauth/access", data=form, timeout=10)
+    first = await run(requests.post, f"{base_url}/oauth/access", data=form, timeout=10)
+    again = await run(requests.post, f"{base_url}/oauth/access", data=form, timeout=10)
     assert first.status_code == 200
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
@@ -309,12 +275,12 @@ async def test_a_code_is_single_use_and_a_replay_revokes_what_it_gave(base_url: 
         "client_id": registered["client_id"],
         "client_secret": registered["client_secret"],
     }
-    revoked = await _run(requests.post, f"{base_url}/oauth/access", data=refresh, timeout=10)
+    revoked = await run(requests.post, f"{base_url}/oauth/access", data=refresh, timeout=10)
     assert revoked.json()["error"] == "invalid_grant"
 
 
 async def test_a_pkce_code_needs_its_verifier(base_url: str) -> None:
-    registered = await _run(_register, base_url, redirect_uris=[REDIRECT])
+    registered = await run(register, base_url, redirect_uris=[REDIRECT])
     verifier = secrets.token_urlsafe(48)
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -323,9 +289,7 @@ async def test_a_pkce_code_needs_its_verifier(base_url: str) -> None:
         f"{base_url}/oauth/authorize?client_id={registered['client_id']}&response_type=code"
         f"&service=ifc-summary&code_challenge={challenge}&code_challenge_method=S256"
     )
-    callback = await _run(
-        _consent, base_url, url, username="erin", password="12345678", create="on"
-    )
+    callback = await run(consent, url, username="erin", password="12345678", create="on")
     code = parse_qs(urlsplit(callback).query)["code"][0]
     form = {
         "grant_type": "authorization_code",
@@ -334,7 +298,7 @@ async def test_a_pkce_code_needs_its_verifier(base_url: str) -> None:
         "client_secret": registered["client_secret"],
         "code_verifier": secrets.token_urlsafe(48),
     }
-    answer = await _run(requests.post, f"{base_url}/oauth/access", data=form, timeout=10)
+    answer = await run(requests.post, f"{base_url}/oauth/access", data=form, timeout=10)
     assert answer.status_code == 400
     assert "code_verifier" in answer.json()["error_description"]
 
@@ -346,6 +310,6 @@ async def test_a_registration_names_what_is_wrong(base_url: str) -> None:
         ({"redirect_uris": ["https://a.example/#frag"]}, "fragment"),
         ({"redirect_uris": "https://a.example/"}, "redirect_uris"),
     ):
-        answer = await _run(requests.post, f"{base_url}/oauth/register", json=body, timeout=10)
+        answer = await run(requests.post, f"{base_url}/oauth/register", json=body, timeout=10)
         assert answer.status_code == 400, body
         assert expected in answer.json()["error_description"], answer.text

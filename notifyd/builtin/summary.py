@@ -43,7 +43,7 @@ def summarize(ctx: ServiceContext) -> ExtendedData:
     return ExtendedData(
         data=json.dumps(report, indent=1, sort_keys=False).encode(),
         mime="application/json",
-        filename=f"summary-{ctx.roid}.json",
+        filename=f"summary-{ctx.roid if ctx.roid is not None else ctx.job_id}.json",
         title="IFC summary",
     )
 

@@ -64,7 +64,10 @@ def validate(ctx: ServiceContext) -> ExtendedData:
     assert ctx.model_path is not None
     settings = ctx.settings
     report = Report()
-    report.header(f"IFC validation of revision {ctx.roid} ({ctx.profile} profile)")
+    report.header(
+        f"IFC validation of {f'revision {ctx.roid}' if ctx.roid is not None else 'the model'} "
+        f"({ctx.profile} profile)"
+    )
     ctx.progress(0, "checking the file")
     facts = read_file_facts(ctx.model_path)
     unreadable = describe_unreadable(facts)
@@ -96,7 +99,7 @@ def validate(ctx: ServiceContext) -> ExtendedData:
     return ExtendedData(
         data=report.to_json(),
         mime="application/json",
-        filename=f"validation-{ctx.roid}.json",
+        filename=f"validation-{ctx.roid if ctx.roid is not None else ctx.job_id}.json",
         title=f"IFC validation: {report.errors} errors, {report.warnings} warnings",
     )
 

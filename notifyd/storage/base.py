@@ -103,6 +103,9 @@ class Storage(Protocol):
     async def get(self, job_id: int) -> Job:
         """Raises JobNotFound."""
 
+    async def find(self, origin_key: str) -> Job | None:
+        """The job of an origin (its ``dedup_key``: an upload's topic), if there is one."""
+
     async def list_jobs(
         self, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
     ) -> list[Job]:

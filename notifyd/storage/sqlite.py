@@ -699,6 +699,13 @@ class SqliteStorage:
     async def get(self, job_id: int) -> Job:
         return await self.run_read(lambda conn: _job(conn, job_id))
 
+    async def find(self, origin_key: str) -> Job | None:
+        def read(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute("SELECT * FROM jobs WHERE dedup_key = ?", (origin_key,)).fetchone()
+            return Job.from_row(row) if row else None
+
+        return await self.run_read(read)
+
     async def list_jobs(
         self, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
     ) -> list[Job]:

@@ -13,7 +13,7 @@ from notifyd.config import Settings
 from notifyd.intake import Intake
 from notifyd.services import Registry
 from notifyd.storage import grants_of, open_storage
-from notifyd.web import bots, oauth, rpc
+from notifyd.web import bots, oauth, resources, rpc
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
 from notifyd.web.keys import (
     BODY_BUDGET,
@@ -97,6 +97,7 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     app.router.add_get(f"{settings.base_path}/healthz", handle_health)
     bots.add_routes(app, settings.base_path)
     oauth.add_routes(app, settings.base_path)
+    resources.add_routes(app, settings.base_path)
     aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("notifyd.web", "templates"), autoescape=True
     )

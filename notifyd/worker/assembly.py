@@ -17,7 +17,8 @@ from notifyd.services import Registry
 from notifyd.storage.base import Storage
 from notifyd.worker.bimserver_binding import BimServerBindings, BimServerOptions
 from notifyd.worker.loop import Worker, WorkerConfig
-from notifyd.worker.pipeline import Pipeline
+from notifyd.worker.pipeline import BindingsByOrigin, Pipeline
+from notifyd.worker.upload_binding import UploadBindings
 
 
 @asynccontextmanager
@@ -29,12 +30,17 @@ async def open_worker(
         pool = ServicePool(settings.worker_concurrency, memory_limit_mb=settings.memory_limit_mb)
         await pool.start()
         try:
-            bindings = BimServerBindings(
-                session=session,
-                storage=storage,
-                options=BimServerOptions(
-                    call_timeout=settings.bimserver_timeout_seconds,
-                    download_gzip=settings.download_gzip,
+            bindings = BindingsByOrigin(
+                notifications=BimServerBindings(
+                    session=session,
+                    storage=storage,
+                    options=BimServerOptions(
+                        call_timeout=settings.bimserver_timeout_seconds,
+                        download_gzip=settings.download_gzip,
+                    ),
+                ),
+                uploads=UploadBindings(
+                    data_dir=settings.data_dir, retention_seconds=settings.bots_retention_seconds
                 ),
             )
             yield Worker(

@@ -88,6 +88,10 @@ class BimServerBindings:
         if job.server is not None:
             self.servers.forget_lookups(job.server)
 
+    async def sweep(self) -> int:
+        """A notification leaves nothing behind (its work folder goes with the attempt)."""
+        return 0
+
 
 class RevisionSource:
     """The revision (and extended data) a notification names, downloaded with its token."""

@@ -218,6 +218,9 @@ class Worker:
         )
         if erased:
             log.info("tokens_erased", jobs=erased)
+        swept = await self.pipeline.sweep()
+        if swept:
+            log.info("job_files_swept", removed=swept)
 
     # -- one job -----------------------------------------------------------------------
 

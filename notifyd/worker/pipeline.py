@@ -20,7 +20,7 @@ import structlog
 
 from notifyd.errors import PermanentError, ProtocolError
 from notifyd.logs import describe_failure
-from notifyd.records import Delivery, Job, JobResult, Timings
+from notifyd.records import Delivery, Job, JobResult, Notification, Timings
 from notifyd.runner import ServicePool, Ticket
 from notifyd.services import Registry, ServiceContext, ServiceOutput, ServiceSpec
 
@@ -82,6 +82,29 @@ class Bindings(Protocol):
     def failed(self, job: Job) -> None:
         """The job failed: forget what was learnt about where it came from."""
 
+    async def sweep(self) -> int:
+        """Remove what jobs left behind past its retention; how many things."""
+
+
+class BindingsByOrigin:
+    """Each job to the bindings of what brought it: a notification or an upload."""
+
+    def __init__(self, *, notifications: Bindings, uploads: Bindings) -> None:
+        self.notifications = notifications
+        self.uploads = uploads
+
+    def _of(self, job: Job) -> Bindings:
+        return self.notifications if isinstance(job.origin, Notification) else self.uploads
+
+    async def bind(self, job: Job, spec: ServiceSpec, record_step: RecordStep) -> Binding:
+        return await self._of(job).bind(job, spec, record_step)
+
+    def failed(self, job: Job) -> None:
+        self._of(job).failed(job)
+
+    async def sweep(self) -> int:
+        return await self.notifications.sweep() + await self.uploads.sweep()
+
 
 class Pipeline:
     def __init__(
@@ -91,6 +114,9 @@ class Pipeline:
         self.pool = pool
         self.bindings = bindings
         self.work_dir = work_dir
+
+    async def sweep(self) -> int:
+        return await self.bindings.sweep()
 
     async def run(self, job: Job, cancelled: asyncio.Event, record_step: RecordStep) -> JobResult:
         try:
