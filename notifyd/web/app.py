@@ -11,6 +11,7 @@ from aiohttp import web
 from notifyd.bots.oauth import OAuthProvider
 from notifyd.config import Settings
 from notifyd.intake import Intake
+from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage import grants_of, open_storage
 from notifyd.web import bots, oauth, resources, rpc
@@ -20,6 +21,7 @@ from notifyd.web.keys import (
     BODY_LIMITS,
     GRANTS,
     INTAKE,
+    JOB_EVENTS,
     OAUTH,
     REGISTRY,
     SETTINGS,
@@ -42,7 +44,9 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with running_worker(app[SETTINGS], app[STORAGE], app[REGISTRY]) as worker:
+    async with running_worker(
+        app[SETTINGS], app[STORAGE], app[REGISTRY], events=app[JOB_EVENTS]
+    ) as worker:
         app[WORKER] = worker
         app[INTAKE].wake_with(worker.wake)
         try:
@@ -80,6 +84,7 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     )
     app[SETTINGS] = settings
     app[REGISTRY] = registry
+    app[JOB_EVENTS] = JobEvents()
     app.cleanup_ctx.append(storage_ctx)
     if settings.run_worker:
         app.cleanup_ctx.append(worker_ctx)

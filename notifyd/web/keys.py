@@ -7,6 +7,7 @@ from aiohttp import web
 from notifyd.bots.oauth import OAuthProvider
 from notifyd.config import Settings
 from notifyd.intake import Intake
+from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage.base import GrantStore, Storage
 from notifyd.web.body import BodyBudget, BodyLimits
@@ -18,6 +19,7 @@ STORAGE = web.AppKey("storage", Storage)
 INTAKE = web.AppKey("intake", Intake)
 GRANTS = web.AppKey("grants", GrantStore)
 OAUTH = web.AppKey("oauth", OAuthProvider)
+JOB_EVENTS = web.AppKey("job_events", JobEvents)
 WORKER = web.AppKey("worker", Worker)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)

@@ -26,7 +26,7 @@ from notifyd.bots.oauth import Bearer, OAuthError
 from notifyd.errors import ProtocolError, StorageError, UnknownService, UnsupportedType
 from notifyd.intake import UploadRequest
 from notifyd.records import Job, JobStatus, StoredResult, Upload
-from notifyd.web.keys import INTAKE, OAUTH, SETTINGS, STORAGE
+from notifyd.web.keys import INTAKE, JOB_EVENTS, OAUTH, SETTINGS, STORAGE
 from notifyd.worker.upload_binding import UPLOADS
 
 log = structlog.get_logger("notifyd.bots")
@@ -176,17 +176,18 @@ async def _receive(request: web.Request, path: Path, limit: int, idle_seconds: f
 
 
 async def _wait(request: web.Request, job_id: int, seconds: float) -> Job:
-    """The job once it ended, or as it is when ``seconds`` have passed."""
+    """The job once it ended, or as it is when ``seconds`` have passed. The worker in this
+    process announces endings; one in another process is seen at the next look."""
     storage = request.app[STORAGE]
+    events = request.app[JOB_EVENTS]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    pause = 0.02
     while True:
         job = await storage.get(job_id)
-        if job.status.is_final or loop.time() >= deadline:
+        remaining = deadline - loop.time()
+        if job.status.is_final or remaining <= 0:
             return job
-        await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
-        pause = min(pause * 1.5, 0.25)
+        await events.wait(job_id, min(remaining, 0.5))
 
 
 def _accepted(request: web.Request, topic: str, context_id: str | None) -> web.Response:

@@ -24,6 +24,7 @@ import structlog
 
 from notifyd.config import Settings
 from notifyd.errors import BimServerDown, BimServerUnavailable, JobCancelled, StorageError
+from notifyd.job_events import JobEvents
 from notifyd.logs import describe_failure, scrub_text
 from notifyd.records import Job, JobResult, JobStatus
 from notifyd.retry import RetryPolicy
@@ -96,11 +97,13 @@ class Worker:
         config: WorkerConfig,
         retry_policy: RetryPolicy | None = None,
         worker_id: str | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         self.storage = storage
         self.pipeline = pipeline
         self.config = config
         self.retry_policy = retry_policy or RetryPolicy(rng=random.Random())
+        self.events = events or JobEvents()
         self.worker_id = worker_id or make_worker_id()
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -171,6 +174,7 @@ class Worker:
 
     def _finished(self, job_id: int, _task: object = None) -> None:
         self._running.pop(job_id, None)
+        self.events.ended(job_id)
         self._idle_claim = False
         self._wakeup.set()
 
