@@ -246,3 +246,105 @@ async def test_the_real_samples_run_through_the_resource_endpoint(
         assert json.loads(answer.content)["products"] > 0
     jobs = await bots.app[STORAGE].list_jobs()
     assert {job.status for job in jobs} == {JobStatus.SUCCEEDED}
+
+
+async def test_a_bimserver_shaped_client_goes_from_registration_to_a_result(bots: Any) -> None:
+    """Each request as BIMserver's source builds it (OAuthServiceImpl, ServiceImpl)."""
+    registration = (
+        await run(
+            requests.post,
+            f"{bots.base}/oauth/register",
+            data=json.dumps(
+                {
+                    "type": "push",
+                    "client_name": "BIMserver",
+                    "client_url": "http://bim.local/apps/bimviews/",
+                    "client_description": "",
+                    "client_icon": "",
+                    "redirect_url": "http://bim.local/apps/bimviews/",
+                }
+            ),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+    ).json()
+    state = json.dumps({"_poid": 1, "_soid": 2, "_serverId": 3, "_serviceName": "IFC summary"})
+    url = (
+        f"{bots.base}/oauth/authorize?client_id={registration['client_id']}"
+        f"&response_type=code&state={requests.utils.quote(state)}&auth_type=service"
+        "&redirect_uri=http%3A%2F%2Fbim.local%2Fapps%2Fbimviews%2F%3Fpage%3DOAuth"
+    )
+    callback = await run(consent, url, username="bim", password="12345678", create="on")
+    code = requests.utils.urlparse(callback).query.split("code=")[1].split("&")[0]
+    token = (
+        await run(
+            requests.post,
+            f"{bots.base}/oauth/access",
+            data={
+                "grant_type": "authorization_code",
+                "code": requests.utils.unquote(code),
+                "client_id": registration["client_id"],
+                "client_secret": registration["client_secret"],
+                "redirect_uri": "crap",
+            },
+            timeout=10,
+        )
+    ).json()
+    resource = token["resource_url"].replace("http://bots.test", bots.base)
+    assert resource.endswith("/services/ifc-summary")
+    answer = await run(
+        requests.post,
+        resource,
+        data=bots.model,
+        headers={"Authorization": f"Bearer {token['access_token']}", **IFC4, "Content-Type": ""},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Data-Title"] == "IFC summary"
+    [job] = await _jobs(bots)
+    assert job.origin.account == "bim"
+    assert job.origin.client_id == registration["client_id"]
+
+
+async def test_a_job_longer_than_the_sync_wait_is_answered_202(
+    make_client: Callable[..., Any], make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    client = await make_client(
+        make_settings(run_worker=True, poll_seconds=0.2, bots_sync_wait_seconds=0)
+    )
+    base = str(client.make_url("")).rstrip("/")
+    token = await run(access_token, base)
+    answer = await run(
+        requests.post,
+        f"{base}/services/ifc-summary",
+        data=build_model(tmp_path / "m.ifc").read_bytes(),
+        headers={"Authorization": f"Bearer {token}", **IFC4},
+        timeout=60,
+    )
+    assert answer.status_code == 202
+    assert answer.headers["Output-Type"] == "Async"
+    assert answer.headers["Location"].endswith(f"/bots/jobs/{answer.headers['Topic-Id']}")
+
+
+async def test_a_token_request_may_come_as_json(bots: Any) -> None:
+    registered = await run(register, bots.base, redirect_uris=[REDIRECT])
+    url = (
+        f"{bots.base}/oauth/authorize?client_id={registered['client_id']}&response_type=code"
+        "&service=ifc-summary"
+    )
+    callback = await run(consent, url, username="json", password="12345678", create="on")
+    code = requests.utils.unquote(callback.split("code=")[1].split("&")[0])
+    answer = await run(
+        requests.post,
+        f"{bots.base}/oauth/access",
+        json={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": registered["client_id"],
+            "client_secret": registered["client_secret"],
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resource_url"].endswith("/services/ifc-summary")
