@@ -348,3 +348,29 @@ async def test_a_token_request_may_come_as_json(bots: Any) -> None:
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["resource_url"].endswith("/services/ifc-summary")
+
+
+async def test_a_refused_upload_is_never_invited(bots: Any) -> None:
+    """curl sends Expect: 100-continue for large bodies: a bad token or a declared size over
+    the limit is answered before the body is sent."""
+    token = await run(access_token, bots.base)
+    for headers, status in (
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": f"Bearer {token}", "Content-Length": "3000000"}, 413),
+    ):
+        reader, writer = await asyncio.open_connection(bots.server.host, bots.server.port)
+        head = [
+            "POST /services/ifc-summary HTTP/1.1",
+            f"Host: {bots.server.host}",
+            "Expect: 100-continue",
+            "Input-Type: IFC_STEP_4",
+            "Output-Type: IFC_ANALYTICS_JSON_1_0",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
+        if "Content-Length" not in headers:
+            head.append("Content-Length: 1000")
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert status_line.split()[1] == str(status).encode(), status_line

@@ -102,7 +102,7 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     app.router.add_get(f"{settings.base_path}/healthz", handle_health)
     bots.add_routes(app, settings.base_path)
     oauth.add_routes(app, settings.base_path)
-    resources.add_routes(app, settings.base_path)
+    resources.add_routes(app, settings.base_path, settings.bots_max_upload_bytes)
     aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("notifyd.web", "templates"), autoescape=True
     )

@@ -52,15 +52,20 @@ def _token(request: web.Request) -> str | None:
     return request.headers.get("Token") or None
 
 
+def _unauthorized(exc: OAuthError) -> tuple[dict[str, str], dict[str, str]]:
+    """RFC 6750 section 3: the body and the challenge of a refused token."""
+    return (
+        {"error": exc.error, "error_description": exc.message},
+        {"WWW-Authenticate": f'Bearer realm="notifyd", error="{exc.error}"'},
+    )
+
+
 async def _bearer(request: web.Request) -> Bearer:
     try:
         return await request.app[OAUTH].bearer(_token(request))
     except OAuthError as exc:
-        raise _refusal(
-            web.HTTPUnauthorized,
-            {"error": exc.error, "error_description": exc.message},
-            headers={"WWW-Authenticate": f'Bearer realm="notifyd", error="{exc.error}"'},
-        ) from None
+        body, headers = _unauthorized(exc)
+        raise _refusal(web.HTTPUnauthorized, body, headers=headers) from None
 
 
 def _header_value(text: str | None, limit: int = 200) -> str | None:
@@ -255,7 +260,34 @@ async def handle_result(request: web.Request) -> web.StreamResponse:
     return await _final_answer(request, job)
 
 
-def add_routes(app: web.Application, base_path: str) -> None:
-    app.router.add_post(f"{base_path}/services/{{service}}", handle_post)
+def _expect_continue(limit: int) -> Any:
+    """Invite the body (``Expect: 100-continue``, which curl sends for large files) only when
+    the token is good and the declared size is within the limit: a refused upload is never
+    sent."""
+
+    async def expect(request: web.Request) -> web.StreamResponse | None:
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            return _problem(417, "only Expect: 100-continue is understood")
+        try:
+            await request.app[OAUTH].bearer(_token(request))
+        except OAuthError as exc:
+            body, headers = _unauthorized(exc)
+            return web.json_response(body, status=401, headers=headers)
+        length = request.content_length
+        if length is not None and length > limit:
+            return _problem(413, f"the model is {length} bytes; the limit is {limit}")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+        return None
+
+    return expect
+
+
+def add_routes(app: web.Application, base_path: str, max_upload_bytes: int) -> None:
+    app.router.add_post(
+        f"{base_path}/services/{{service}}",
+        handle_post,
+        expect_handler=_expect_continue(max_upload_bytes),
+    )
     app.router.add_get(f"{base_path}/bots/jobs/{{topic}}", handle_state)
     app.router.add_get(f"{base_path}/bots/jobs/{{topic}}/result", handle_result)
