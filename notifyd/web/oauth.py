@@ -4,8 +4,10 @@ module turns requests into its calls and its errors into RFC 6749 answers."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import secrets
 import time
 from typing import Any
 from urllib.parse import unquote
@@ -47,6 +49,8 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# Checked against when the account does not exist, so that the answer takes as long.
+_UNUSABLE_HASH = hash_password(secrets.token_urlsafe(16))
 
 
 def error_response(exc: OAuthError, headers: dict[str, str] | None = None) -> web.Response:
@@ -127,13 +131,16 @@ async def handle_authorize_answer(request: web.Request) -> web.StreamResponse:
 
 
 async def _sign_in(request: web.Request, name: str, password: str, *, creating: bool) -> str:
+    """The account's name once its password is right, or a new account's. scrypt takes tens
+    of milliseconds of CPU by design: it runs in a thread, never on the event loop that
+    acknowledges BIMserver's notifications."""
     grants = request.app[GRANTS]
     if creating:
         if not request.app[SETTINGS].open_registration:
             raise AccountError("accounts are created by the provider here, not on this page")
         account = Account(
             name=check_name(name),
-            password_hash=hash_password(check_password(password)),
+            password_hash=await asyncio.to_thread(hash_password, check_password(password)),
             created_at=time.time(),
         )
         if not await grants.add_account(account):
@@ -142,8 +149,8 @@ async def _sign_in(request: web.Request, name: str, password: str, *, creating: 
         return name
     found = await grants.account(name) if name else None
     # A missing account costs the same hashing as a wrong password: timing tells nothing.
-    stored = found.password_hash if found else hash_password("not a password")
-    if not password_matches(password, stored) or found is None:
+    stored = found.password_hash if found else _UNUSABLE_HASH
+    if not await asyncio.to_thread(password_matches, password, stored) or found is None:
         raise AccountError("wrong account name or password")
     return found.name
 
