@@ -29,7 +29,9 @@ from typing import Any, NamedTuple, TypeVar
 import sqlite_utils
 import structlog
 
+from notifyd import job_rules as rules
 from notifyd.errors import InvalidTransition, JobNotFound, StartupError, StorageError
+from notifyd.job_rules import Transition
 from notifyd.records import (
     UPLOAD_KIND,
     Attempt,
@@ -467,14 +469,7 @@ class SqliteStorage:
 
         def write(conn: sqlite3.Connection) -> Job:
             job = _held_job(conn, job_id, worker_id)
-            _finish_attempt(conn, job, AttemptOutcome.SUCCEEDED, None, now)
-            return _update(
-                conn,
-                job_id,
-                status=JobStatus.SUCCEEDED,
-                result=json.dumps(result.to_record()) if result is not None else None,
-                **_ended(now),
-            )
+            return _apply(conn, job, rules.succeeded(result), now)
 
         return await self.run_write(write)
 
@@ -491,35 +486,8 @@ class SqliteStorage:
 
         def write(conn: sqlite3.Connection) -> Job:
             job = _held_job(conn, job_id, worker_id)
-            if job.cancel_requested:
-                _finish_attempt(conn, job, AttemptOutcome.CANCELLED, error, now)
-                return _update(
-                    conn, job_id, status=JobStatus.CANCELLED, last_error=error, **_ended(now)
-                )
-            max_attempts = job.max_attempts if spend_attempt else job.max_attempts + 1
-            if retry_at is None or job.attempts >= max_attempts:
-                # A job out of attempts, each of which could have succeeded, keeps its tokens
-                # for the retention window so that `notifyd jobs retry` can run it again.
-                _finish_attempt(conn, job, AttemptOutcome.DEAD, error, now)
-                return _update(
-                    conn,
-                    job_id,
-                    status=JobStatus.DEAD,
-                    last_error=error,
-                    **_ended(now, keep_tokens=retry_at is not None),
-                )
-            _finish_attempt(conn, job, AttemptOutcome.FAILED, error, now)
-            return _update(
-                conn,
-                job_id,
-                status=JobStatus.QUEUED,
-                last_error=error,
-                max_attempts=max_attempts,
-                run_after=retry_at,
-                lease_until=None,
-                worker_id=None,
-                updated_at=now,
-            )
+            transition = rules.failed(job, error, retry_at=retry_at, spend_attempt=spend_attempt)
+            return _apply(conn, job, transition, now)
 
         return await self.run_write(write)
 
@@ -584,17 +552,7 @@ class SqliteStorage:
 
         def write(conn: sqlite3.Connection) -> Job:
             job = _held_job(conn, job_id, worker_id)
-            _finish_attempt(conn, job, AttemptOutcome.RELEASED, "released on shutdown", now)
-            return _update(
-                conn,
-                job_id,
-                status=JobStatus.QUEUED,
-                max_attempts=job.max_attempts + 1,
-                run_after=now,
-                lease_until=None,
-                worker_id=None,
-                updated_at=now,
-            )
+            return _apply(conn, job, rules.released(job, now), now)
 
         return await self.run_write(write)
 
@@ -609,21 +567,7 @@ class SqliteStorage:
             reclaimed = []
             for row in rows:
                 job = Job.from_row(row)
-                error = f"lease expired: worker {job.worker_id} stopped answering"
-                _finish_attempt(conn, job, AttemptOutcome.LEASE_EXPIRED, error, now)
-                if job.cancel_requested:
-                    changes = {"status": JobStatus.CANCELLED, **_ended(now)}
-                elif job.attempts >= job.max_attempts:
-                    changes = {"status": JobStatus.DEAD, **_ended(now, keep_tokens=True)}
-                else:
-                    changes = {
-                        "status": JobStatus.QUEUED,
-                        "run_after": now,
-                        "lease_until": None,
-                        "worker_id": None,
-                        "updated_at": now,
-                    }
-                reclaimed.append(_update(conn, job.id, last_error=error, **changes))
+                reclaimed.append(_apply(conn, job, rules.lease_expired(job, now), now))
             return reclaimed
 
         return await self.run_write(write)
@@ -633,29 +577,7 @@ class SqliteStorage:
 
         def write(conn: sqlite3.Connection) -> Job:
             job = _job(conn, job_id)
-            if job.status is JobStatus.QUEUED:
-                return _update(conn, job_id, run_after=now, updated_at=now)
-            if job.status not in (JobStatus.DEAD, JobStatus.CANCELLED):
-                raise InvalidTransition(
-                    f"job {job_id} is {job.status}; "
-                    "only queued, dead or cancelled jobs can be retried"
-                )
-            if isinstance(job.origin, Notification) and job.origin.token is None:
-                raise InvalidTransition(
-                    f"job {job_id} no longer holds a BIMserver token (tokens are erased when a "
-                    "job succeeds, fails for good or is cancelled, and token_retention_seconds "
-                    "after it runs out of attempts); trigger the service again from BIMserver"
-                )
-            return _update(
-                conn,
-                job_id,
-                status=JobStatus.QUEUED,
-                max_attempts=job.attempts + attempts,
-                run_after=now,
-                finished_at=None,
-                cancel_requested=0,
-                updated_at=now,
-            )
+            return _apply(conn, job, rules.retried(job, now, attempts), now)
 
         return await self.run_write(write)
 
@@ -664,20 +586,11 @@ class SqliteStorage:
 
         def write(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
-                "SELECT id, attempts FROM jobs WHERE status = 'dead' AND token IS NOT NULL"
+                "SELECT * FROM jobs WHERE status = 'dead' "
+                "AND (token IS NOT NULL OR api_url IS NULL)"
             ).fetchall()
-            return [
-                _update(
-                    conn,
-                    row["id"],
-                    status=JobStatus.QUEUED,
-                    max_attempts=row["attempts"] + attempts,
-                    run_after=now,
-                    finished_at=None,
-                    updated_at=now,
-                )
-                for row in rows
-            ]
+            jobs = [Job.from_row(row) for row in rows]
+            return [_apply(conn, job, rules.retried(job, now, attempts), now) for job in jobs]
 
         return await self.run_write(write)
 
@@ -686,13 +599,7 @@ class SqliteStorage:
 
         def write(conn: sqlite3.Connection) -> Job:
             job = _job(conn, job_id)
-            if job.status is JobStatus.QUEUED:
-                return _update(
-                    conn, job_id, status=JobStatus.CANCELLED, last_error="cancelled", **_ended(now)
-                )
-            if job.status is JobStatus.RUNNING:
-                return _update(conn, job_id, cancel_requested=1, updated_at=now)
-            raise InvalidTransition(f"job {job_id} is already {job.status}")
+            return _apply(conn, job, rules.cancelled(job), now)
 
         return await self.run_write(write)
 
@@ -992,11 +899,31 @@ def _held_job(conn: sqlite3.Connection, job_id: int, worker_id: str) -> Job:
     return job
 
 
-def _ended(now: float, *, keep_tokens: bool = False) -> dict[str, Any]:
-    """A job that ends drops its lease, and its BIMserver credentials unless it may be
-    retried (``erase_tokens`` drops them after the retention window)."""
-    ended: dict[str, Any] = {"finished_at": now, "updated_at": now, "lease_until": None}
-    return ended if keep_tokens else {**ended, "token": None, "user_token": None}
+def _apply(conn: sqlite3.Connection, job: Job, transition: Transition, now: float) -> Job:
+    """A transition the job rules decided, as this backend stores it."""
+    t = transition
+    if t.outcome is not None:
+        _finish_attempt(conn, job, t.outcome, t.attempt_error, now)
+    changes: dict[str, Any] = {"status": t.status, "updated_at": now}
+    if t.last_error is not None:
+        changes["last_error"] = t.last_error
+    if t.run_after is not None:
+        changes["run_after"] = t.run_after
+    if t.max_attempts is not None:
+        changes["max_attempts"] = t.max_attempts
+    if t.result is not None:
+        changes["result"] = json.dumps(t.result.to_record())
+    if t.drops_worker:
+        changes.update(lease_until=None, worker_id=None)
+    if t.ended:
+        changes.update(finished_at=now, lease_until=None)
+    if t.erases_tokens:
+        changes.update(token=None, user_token=None)
+    if t.reopened:
+        changes.update(finished_at=None, cancel_requested=0)
+    if t.cancel_requested:
+        changes["cancel_requested"] = 1
+    return _update(conn, job.id, **changes)
 
 
 def _update(conn: sqlite3.Connection, job_id: int, **changes: Any) -> Job:
