@@ -33,7 +33,6 @@ from notifyd import job_rules as rules
 from notifyd.errors import InvalidTransition, JobNotFound, StartupError, StorageError
 from notifyd.job_rules import Transition
 from notifyd.records import (
-    UPLOAD_KIND,
     Attempt,
     AttemptOutcome,
     EnqueueResult,
@@ -44,6 +43,7 @@ from notifyd.records import (
     Origin,
     ServerOutage,
 )
+from notifyd.storage.rows import ORIGIN_COLUMNS, origin_values, transition_changes
 from notifyd.storage.sqlite_schema import migrations
 
 T = TypeVar("T")
@@ -675,60 +675,11 @@ class _Enqueue(NamedTuple):
 _Op = _Write | _Enqueue
 _Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 
-_INSERT_JOB = """
-    INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, edid, soid, service, profile,
-        api_url, token, user_token, input_type, output_type, input_path, input_size, account,
-        client_id, context_id, status, max_attempts, run_after, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)
-    ON CONFLICT (dedup_key) DO NOTHING
-"""
-
-
-def _origin_columns(origin: Origin) -> tuple[Any, ...]:
-    """kind through context_id of ``_INSERT_JOB``, for either kind of job."""
-    if isinstance(origin, Notification):
-        n = origin
-        return (
-            str(n.kind),
-            str(n.dialect),
-            n.poid,
-            n.roid,
-            n.edid,
-            n.soid,
-            n.service,
-            n.profile,
-            n.api_url,
-            n.token,
-            n.user_token,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
-    u = origin
-    return (
-        UPLOAD_KIND,
-        None,
-        None,
-        None,
-        None,
-        None,
-        u.service,
-        u.profile,
-        None,
-        None,
-        None,
-        u.input_type,
-        u.output_type,
-        u.model_path,
-        u.size,
-        u.account,
-        u.client_id,
-        u.context_id,
-    )
+_INSERT_JOB = (
+    f"INSERT INTO jobs (dedup_key, {', '.join(ORIGIN_COLUMNS)}, status, max_attempts, "  # noqa: S608
+    f"run_after, created_at, updated_at) VALUES (?, {', '.join('?' * len(ORIGIN_COLUMNS))}, "
+    "'queued', ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING"
+)
 
 
 def _ids_by_key(conn: sqlite3.Connection, keys: list[str]) -> dict[str, int]:
@@ -787,7 +738,7 @@ def _insert_batch(conn: sqlite3.Connection, ops: list[_Enqueue]) -> list[_Outcom
         if key in seen:
             continue
         seen.add(key)
-        rows.append((key, *_origin_columns(op.origin), op.max_attempts, op.now, op.now, op.now))
+        rows.append((key, *origin_values(op.origin), op.max_attempts, op.now, op.now, op.now))
     if rows:
         conn.executemany(_INSERT_JOB, rows)
         ids.update(_new_ids(conn, [row[0] for row in rows]))
@@ -901,29 +852,9 @@ def _held_job(conn: sqlite3.Connection, job_id: int, worker_id: str) -> Job:
 
 def _apply(conn: sqlite3.Connection, job: Job, transition: Transition, now: float) -> Job:
     """A transition the job rules decided, as this backend stores it."""
-    t = transition
-    if t.outcome is not None:
-        _finish_attempt(conn, job, t.outcome, t.attempt_error, now)
-    changes: dict[str, Any] = {"status": t.status, "updated_at": now}
-    if t.last_error is not None:
-        changes["last_error"] = t.last_error
-    if t.run_after is not None:
-        changes["run_after"] = t.run_after
-    if t.max_attempts is not None:
-        changes["max_attempts"] = t.max_attempts
-    if t.result is not None:
-        changes["result"] = json.dumps(t.result.to_record())
-    if t.drops_worker:
-        changes.update(lease_until=None, worker_id=None)
-    if t.ended:
-        changes.update(finished_at=now, lease_until=None)
-    if t.erases_tokens:
-        changes.update(token=None, user_token=None)
-    if t.reopened:
-        changes.update(finished_at=None, cancel_requested=0)
-    if t.cancel_requested:
-        changes["cancel_requested"] = 1
-    return _update(conn, job.id, **changes)
+    if transition.outcome is not None:
+        _finish_attempt(conn, job, transition.outcome, transition.attempt_error, now)
+    return _update(conn, job.id, **transition_changes(transition, now))
 
 
 def _update(conn: sqlite3.Connection, job_id: int, **changes: Any) -> Job:

@@ -1,0 +1,103 @@
+"""How jobs map to columns, the same in every backend: an origin's columns, and the column
+changes a job rule's transition makes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from notifyd.job_rules import Transition
+from notifyd.records import UPLOAD_KIND, Notification, Origin
+
+ORIGIN_COLUMNS = (
+    "kind",
+    "dialect",
+    "poid",
+    "roid",
+    "edid",
+    "soid",
+    "service",
+    "profile",
+    "api_url",
+    "token",
+    "user_token",
+    "input_type",
+    "output_type",
+    "input_path",
+    "input_size",
+    "account",
+    "client_id",
+    "context_id",
+)
+
+
+def origin_values(origin: Origin) -> tuple[Any, ...]:
+    """The values of ``ORIGIN_COLUMNS`` for either kind of job."""
+    if isinstance(origin, Notification):
+        n = origin
+        return (
+            str(n.kind),
+            str(n.dialect),
+            n.poid,
+            n.roid,
+            n.edid,
+            n.soid,
+            n.service,
+            n.profile,
+            n.api_url,
+            n.token,
+            n.user_token,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+    u = origin
+    return (
+        UPLOAD_KIND,
+        None,
+        None,
+        None,
+        None,
+        None,
+        u.service,
+        u.profile,
+        None,
+        None,
+        None,
+        u.input_type,
+        u.output_type,
+        u.model_path,
+        u.size,
+        u.account,
+        u.client_id,
+        u.context_id,
+    )
+
+
+def transition_changes(transition: Transition, now: float) -> dict[str, Any]:
+    """The columns a transition sets (JSON as text, booleans as 0/1: both engines take it)."""
+    t = transition
+    changes: dict[str, Any] = {"status": str(t.status), "updated_at": now}
+    if t.last_error is not None:
+        changes["last_error"] = t.last_error
+    if t.run_after is not None:
+        changes["run_after"] = t.run_after
+    if t.max_attempts is not None:
+        changes["max_attempts"] = t.max_attempts
+    if t.result is not None:
+        changes["result"] = json.dumps(t.result.to_record())
+    if t.drops_worker:
+        changes.update(lease_until=None, worker_id=None)
+    if t.ended:
+        changes.update(finished_at=now, lease_until=None)
+    if t.erases_tokens:
+        changes.update(token=None, user_token=None)
+    if t.reopened:
+        changes.update(finished_at=None, cancel_requested=0)
+    if t.cancel_requested:
+        changes["cancel_requested"] = 1
+    return changes
