@@ -41,7 +41,9 @@ class Settings(BaseModel):
     base_path: str = ""
     public_url: str | None = None
     data_dir: Path = Path("data")
-    database: Path | None = None
+    # The job database: a SQLite file path (default <data_dir>/notifyd.sqlite3) or a
+    # postgresql:// URL that several hosts share.
+    database_url: str | None = None
     # None: the example profiles shipped with notifyd (see shipped_folder).
     profiles_dir: Path | None = None
     service_modules: list[str] = Field(default_factory=lambda: ["notifyd.builtin_services"])
@@ -143,9 +145,36 @@ class Settings(BaseModel):
             )
         return self
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if "://" in value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be a SQLite file path or a postgresql:// URL, not "
+                f"{value.split('://', 1)[0]}://"
+            )
+        return value
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None and "://" in self.database_url
+
+    @property
+    def database_label(self) -> str:
+        """The database as logs and messages name it: a URL without its password."""
+        if not self.uses_postgres:
+            return str(self.database_path)
+        return redact_url_password(self.database_url or "")
+
     @property
     def database_path(self) -> Path:
-        return self.database or self.data_dir / "notifyd.sqlite3"
+        """The SQLite file (for a PostgreSQL database, where it would be)."""
+        if self.database_url and not self.uses_postgres:
+            return Path(self.database_url)
+        return self.data_dir / "notifyd.sqlite3"
 
     @property
     def profiles_folder(self) -> Path:
@@ -163,6 +192,15 @@ class Settings(BaseModel):
             return self.public_url
         host = self.host if self.host not in ("0.0.0.0", "::", "") else "localhost"  # noqa: S104
         return f"http://{host}:{self.port}{self.base_path}"
+
+
+def redact_url_password(url: str) -> str:
+    """``scheme://user:secret@host/db`` as ``scheme://user@host/db``."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':', 1)[0]}@{tail}"
 
 
 def shipped_folder(name: str) -> Path:

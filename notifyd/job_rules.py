@@ -31,6 +31,16 @@ class Transition:
     cancel_requested: bool = False  # a running job is asked to stop; it stays running
 
 
+def check_held(job: Job, worker_id: str) -> Job:
+    """A worker may end only a job it still holds (its lease may have run out meanwhile)."""
+    if job.status is not JobStatus.RUNNING or job.worker_id != worker_id:
+        raise InvalidTransition(
+            f"worker {worker_id} no longer holds job {job.id} (it is {job.status}"
+            f"{', held by ' + job.worker_id if job.worker_id else ''})"
+        )
+    return job
+
+
 def succeeded(result: JobResult | None) -> Transition:
     return Transition(
         status=JobStatus.SUCCEEDED,

@@ -75,7 +75,7 @@ def serve(
         "notifyd_starting",
         host=settings.host,
         port=settings.port,
-        database=str(settings.database_path),
+        database=settings.database_label,
         services=sorted(registry.services),
         endpoint=settings.base_path + ("/[redacted]" if settings.secret_path else "") + "/json",
     )
@@ -120,7 +120,7 @@ def check_config(config_path: Path | None) -> None:
     profiles = sum(len(p) for p in registry.profiles.values())
     click.echo(
         f"config OK: {len(registry.services)} services, {profiles} profiles, "
-        f"database {settings.database_path}"
+        f"database {settings.database_label}"
     )
     if not settings.allowed_api_urls:
         click.echo(

@@ -12,6 +12,13 @@ from notifyd.storage.base import GrantStore, Storage
 @asynccontextmanager
 async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
     """Open the configured backend for the lifetime of the block."""
+    if settings.uses_postgres:
+        from notifyd.storage.postgres import PostgresStorage
+
+        assert settings.database_url is not None
+        async with PostgresStorage.open(settings.database_url) as pg:
+            yield pg
+        return
     from notifyd.storage.sqlite import SqliteStorage
 
     async with SqliteStorage.open(
@@ -22,12 +29,16 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
 
 def grants_of(storage: Storage) -> GrantStore:
     """The OAuth provider's records, kept in the same database as the jobs."""
+    from notifyd.storage.postgres import PostgresStorage
+    from notifyd.storage.postgres_grants import PostgresGrants
     from notifyd.storage.sqlite import SqliteStorage
     from notifyd.storage.sqlite_grants import SqliteGrants
 
-    if not isinstance(storage, SqliteStorage):
-        raise TypeError(f"no grant store for {type(storage).__name__}")
-    return SqliteGrants(storage)
+    if isinstance(storage, PostgresStorage):
+        return PostgresGrants(storage)
+    if isinstance(storage, SqliteStorage):
+        return SqliteGrants(storage)
+    raise TypeError(f"no grant store for {type(storage).__name__}")
 
 
 __all__ = ["GrantStore", "Storage", "grants_of", "open_storage"]

@@ -4,8 +4,10 @@ changes a job rule's transition makes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from notifyd.grants import ClientStyle, IssuedToken, OAuthClient, TokenKind
 from notifyd.job_rules import Transition
 from notifyd.records import UPLOAD_KIND, Notification, Origin
 
@@ -101,3 +103,28 @@ def transition_changes(transition: Transition, now: float) -> dict[str, Any]:
     if t.cancel_requested:
         changes["cancel_requested"] = 1
     return changes
+
+
+def client_from_row(row: Mapping[str, Any]) -> OAuthClient:
+    return OAuthClient(
+        client_id=row["client_id"],
+        name=row["name"],
+        url=row["url"],
+        description=row["description"],
+        icon=row["icon"],
+        redirect_uris=tuple(json.loads(row["redirect_uris"])),
+        style=ClientStyle(row["style"]),
+        registered_at=row["registered_at"],
+    )
+
+
+def token_from_row(row: Mapping[str, Any]) -> IssuedToken:
+    return IssuedToken(
+        token_hash=row["token_hash"],
+        kind=TokenKind(row["kind"]),
+        client_id=row["client_id"],
+        account=row["account"],
+        service=row["service"],
+        family=row["family"],
+        expires_at=row["expires_at"],
+    )

@@ -30,7 +30,7 @@ import sqlite_utils
 import structlog
 
 from notifyd import job_rules as rules
-from notifyd.errors import InvalidTransition, JobNotFound, StartupError, StorageError
+from notifyd.errors import JobNotFound, StartupError, StorageError
 from notifyd.job_rules import Transition
 from notifyd.records import (
     Attempt,
@@ -841,13 +841,7 @@ def _job(conn: sqlite3.Connection, job_id: int) -> Job:
 
 
 def _held_job(conn: sqlite3.Connection, job_id: int, worker_id: str) -> Job:
-    job = _job(conn, job_id)
-    if job.status is not JobStatus.RUNNING or job.worker_id != worker_id:
-        raise InvalidTransition(
-            f"worker {worker_id} no longer holds job {job_id} (it is {job.status}"
-            f"{', held by ' + job.worker_id if job.worker_id else ''})"
-        )
-    return job
+    return rules.check_held(_job(conn, job_id), worker_id)
 
 
 def _apply(conn: sqlite3.Connection, job: Job, transition: Transition, now: float) -> Job:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
-from typing import Any
 
 from notifyd.grants import (
     Account,
     AuthorizationCode,
-    ClientStyle,
     IssuedToken,
     OAuthClient,
     TokenKind,
 )
+from notifyd.storage.rows import client_from_row, token_from_row
 from notifyd.storage.sqlite import SqliteStorage
 
 
@@ -79,7 +77,7 @@ class SqliteGrants:
                 "VALUES (?, ?, ?)",
                 (row["client_id"], secret_hash, client.registered_at),
             )
-            return _client(row)
+            return client_from_row(row)
 
         return await self.storage.run_write(write)
 
@@ -88,14 +86,14 @@ class SqliteGrants:
             row = conn.execute(
                 "SELECT * FROM oauth_clients WHERE client_id = ?", (client_id,)
             ).fetchone()
-            return _client(row) if row else None
+            return client_from_row(row) if row else None
 
         return await self.storage.run_read(read)
 
     async def clients(self) -> list[OAuthClient]:
         def read(conn: sqlite3.Connection) -> list[OAuthClient]:
             rows = conn.execute("SELECT * FROM oauth_clients ORDER BY registered_at").fetchall()
-            return [_client(row) for row in rows]
+            return [client_from_row(row) for row in rows]
 
         return await self.storage.run_read(read)
 
@@ -182,7 +180,7 @@ class SqliteGrants:
                 "AND revoked_at IS NULL AND expires_at > ?",
                 (token_hash, str(kind), now),
             ).fetchone()
-            return _token(row) if row else None
+            return token_from_row(row) if row else None
 
         return await self.storage.run_read(read)
 
@@ -209,7 +207,7 @@ class SqliteGrants:
             conn.execute(
                 "UPDATE oauth_tokens SET revoked_at = ? WHERE token_hash = ?", (now, token_hash)
             )
-            return _token(row), False
+            return token_from_row(row), False
 
         return await self.storage.run_write(write)
 
@@ -228,28 +226,3 @@ class SqliteGrants:
             return cursor.rowcount
 
         return await self.storage.run_write(write)
-
-
-def _client(row: Mapping[str, Any]) -> OAuthClient:
-    return OAuthClient(
-        client_id=row["client_id"],
-        name=row["name"],
-        url=row["url"],
-        description=row["description"],
-        icon=row["icon"],
-        redirect_uris=tuple(json.loads(row["redirect_uris"])),
-        style=ClientStyle(row["style"]),
-        registered_at=row["registered_at"],
-    )
-
-
-def _token(row: Mapping[str, Any]) -> IssuedToken:
-    return IssuedToken(
-        token_hash=row["token_hash"],
-        kind=TokenKind(row["kind"]),
-        client_id=row["client_id"],
-        account=row["account"],
-        service=row["service"],
-        family=row["family"],
-        expires_at=row["expires_at"],
-    )
