@@ -114,6 +114,10 @@ class Storage(Protocol):
     async def attempts(self, job_id: int) -> list[Attempt]:
         """The job's whole attempt history, oldest first."""
 
+    async def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when another process stores a job, where the backend can tell
+        (PostgreSQL's LISTEN); a backend that cannot leaves it to the worker's poll."""
+
     async def problems(self) -> list[str]:
         """What keeps the storage from taking jobs now (its last commit failed, it is
         read-only, its disk is full), for /healthz; empty when it is well."""

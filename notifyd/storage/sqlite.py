@@ -636,6 +636,10 @@ class SqliteStorage:
 
         return await self.run_read(read)
 
+    async def subscribe(self, callback: Callable[[], None]) -> None:
+        """SQLite cannot announce another process's jobs: workers elsewhere poll."""
+        del callback
+
     async def problems(self) -> list[str]:
         found = []
         if self._write_failure is not None:

@@ -43,7 +43,7 @@ async def open_worker(
                     data_dir=settings.data_dir, retention_seconds=settings.bots_retention_seconds
                 ),
             )
-            yield Worker(
+            worker = Worker(
                 storage=storage,
                 pipeline=Pipeline(
                     registry=registry,
@@ -59,6 +59,8 @@ async def open_worker(
                 ),
                 **overrides,
             )
+            await storage.subscribe(worker.wake)
+            yield worker
         finally:
             await pool.close()
 
