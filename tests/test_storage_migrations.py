@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
+from notifyd.errors import StartupError
 from notifyd.records import AttemptOutcome, JobStatus, Upload
 from notifyd.storage.sqlite import SqliteStorage
 from notifyd.storage.sqlite_schema import migrations
@@ -82,3 +84,18 @@ async def test_an_upload_is_a_job_without_a_project_and_is_claimed_first(
     assert first.origin == upload
     assert first.server is None
     assert second.notification.poid == 5
+
+
+async def test_a_database_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notifyd.sqlite3"
+    async with SqliteStorage.open(path):
+        pass
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+        "VALUES ('notifyd', 'm999_from_the_future', '2030-01-01')"
+    )
+    conn.close()
+    with pytest.raises(StartupError, match="newer notifyd"):
+        async with SqliteStorage.open(path):
+            pass

@@ -44,7 +44,7 @@ from notifyd.records import (
     ServerOutage,
 )
 from notifyd.storage.rows import ORIGIN_COLUMNS, origin_values, transition_changes
-from notifyd.storage.sqlite_schema import migrations
+from notifyd.storage.sqlite_schema import MIGRATION_NAMES, migrations
 
 T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
@@ -195,7 +195,14 @@ class SqliteStorage:
             conn.execute("PRAGMA foreign_keys = OFF")
             conn.execute("BEGIN IMMEDIATE")  # serialises processes migrating the same file
             try:
-                migrations.apply(sqlite_utils.Database(conn))
+                database = sqlite_utils.Database(conn)
+                unknown = {m.name for m in migrations.applied(database)} - set(MIGRATION_NAMES)
+                if unknown:
+                    raise StartupError(
+                        f"the job database {self.path} was migrated by a newer notifyd "
+                        f"({', '.join(sorted(unknown))}): upgrade notifyd on this host"
+                    )
+                migrations.apply(database)
                 broken = conn.execute("PRAGMA foreign_key_check").fetchall()
                 if broken:
                     raise sqlite3.IntegrityError(

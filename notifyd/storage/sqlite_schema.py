@@ -325,3 +325,7 @@ def m006_accounts_and_grants(db: sqlite_utils.Database) -> None:
         "CREATE INDEX oauth_codes_expiry ON oauth_codes (expires_at)",
     ):
         db.execute(statement)
+
+
+# Every migration this release knows: a database that recorded another is from a newer one.
+MIGRATION_NAMES = tuple(m.name for m in migrations.pending(sqlite_utils.Database(memory=True)))
