@@ -99,3 +99,14 @@ async def test_a_database_from_a_newer_release_is_refused(tmp_path: Path) -> Non
     with pytest.raises(StartupError, match="newer notifyd"):
         async with SqliteStorage.open(path):
             pass
+
+
+def test_notifyd_migrate_brings_the_schema_and_says_so(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from notifyd.cli import main
+
+    result = CliRunner().invoke(main, ["migrate"], env={"NOTIFYD_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert "at this release's schema; 0 jobs" in result.output
+    assert (tmp_path / "notifyd.sqlite3").is_file()

@@ -182,6 +182,21 @@ def services(config_path: Path | None, as_json: bool) -> None:
 
 @main.command()
 @config_option
+def migrate(config_path: Path | None) -> None:
+    """Bring the job database's schema to this release (serve and worker do it at start too;
+    run it first to see the outcome, or before starting several hosts)."""
+    from notifyd.cli.common import with_storage
+
+    async def counts(storage: Any, settings: Any) -> Any:
+        return settings.database_label, await storage.counts()
+
+    label, jobs = with_storage(config_path, counts)
+    total = sum(jobs.values())
+    click.echo(f"database {label} is at this release's schema; {total} jobs in it")
+
+
+@main.command()
+@config_option
 @click.option("--concurrency", type=int, help="Jobs run at once (setting worker_concurrency).")
 @click.option("--burst", is_flag=True, help="Stop when no job is queued or running.")
 def worker(config_path: Path | None, concurrency: int | None, burst: bool) -> None:
