@@ -17,6 +17,7 @@ from notifyd.cli.common import config_option, registry_or_exit, settings_or_exit
 from notifyd.cli.emulator import emulator_command
 from notifyd.cli.grants import accounts, oauth
 from notifyd.cli.jobs import jobs
+from notifyd.cli.transfer import export_command, import_command
 from notifyd.errors import NotifydError
 from notifyd.logs import configure_logging
 from notifyd.records import Dialect
@@ -281,3 +282,5 @@ main.add_command(emulator_command)
 main.add_command(jobs)
 main.add_command(accounts)
 main.add_command(oauth)
+main.add_command(export_command)
+main.add_command(import_command)
