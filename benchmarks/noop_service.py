@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 from notifyd import ExtendedData, ServiceContext, ServiceSpec
 
 
 def nothing(ctx: ServiceContext) -> ExtendedData:
     return ExtendedData(data=b"{}", mime="application/json", filename="noop.json", title="noop")
+
+
+def sleep_50ms(ctx: ServiceContext) -> ExtendedData:
+    """A service whose work takes 50 ms and no CPU: what more hosts help with."""
+    time.sleep(0.05)
+    return nothing(ctx)
 
 
 def count_lines(ctx: ServiceContext) -> ExtendedData:
@@ -36,6 +44,13 @@ def register_services() -> list[ServiceSpec]:
             name="Benchmark no-op",
             description="does nothing",
             handler=nothing,
+            **common,  # type: ignore[arg-type]
+        ),
+        ServiceSpec(
+            identifier="bench-sleep",
+            name="Benchmark sleep",
+            description="sleeps 50 ms",
+            handler=sleep_50ms,
             **common,  # type: ignore[arg-type]
         ),
         ServiceSpec(

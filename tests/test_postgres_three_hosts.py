@@ -1,6 +1,7 @@
 """Three notifyd processes on one PostgreSQL database: 5,000 notifications spread across
 them, one SIGKILLed midway. Every acknowledged notification is processed, none twice, none
-lost; the counts are printed."""
+lost (one the killed host stored but could not answer runs once too); the counts are
+printed."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ async def shared_database() -> AsyncIterator[tuple[str, dict[str, str]]]:
 
 
 async def _statuses(dsn: str, server_settings: dict[str, str]) -> Counter[JobStatus]:
+    """Job counts by status, from a connection of the test's own."""
     async with PostgresStorage.open(dsn, server_settings=server_settings) as storage:
         return Counter(await storage.counts())
 
@@ -101,14 +103,21 @@ async def test_three_hosts_share_the_work_and_a_killed_one_loses_nothing(
         finally:
             for daemon in daemons:
                 daemon.stop()
-        counts = await _statuses(url, server_settings)
-        written = Counter(len(emulator.extended_data_of(roid)) for roid in acknowledged)
+        async with PostgresStorage.open(url, server_settings=server_settings) as storage:
+            jobs = await storage.list_jobs(limit=2 * NOTIFICATIONS)
+        ran = {job.notification.roid for job in jobs if job.status is JobStatus.SUCCEEDED}
+        written = Counter(len(emulator.extended_data_of(roid)) for roid in roids)
+        # A notification the killed host stored but had no time to answer may run too: its
+        # sender saw a failure, so it was never promised, and still it runs only once.
+        stored_unanswered = len(ran - set(acknowledged))
         print(
             f"\nsent {NOTIFICATIONS}, acknowledged {len(acknowledged)}, refused by the killed "
-            f"host {refused}; jobs {dict((str(k), v) for k, v in counts.items() if v)}; "
-            f"extended data per acknowledged revision {dict(written)}"
+            f"host {refused} (of which {stored_unanswered} stored before it died); jobs "
+            f"{Counter(str(job.status) for job in jobs)}; extended data per revision "
+            f"{dict(written)}"
         )
         assert refused > 0
-        assert counts[JobStatus.SUCCEEDED] == len(acknowledged)
-        assert sum(counts.values()) == len(acknowledged)
-        assert written == Counter({1: len(acknowledged)})
+        assert set(acknowledged) <= ran
+        assert all(job.status is JobStatus.SUCCEEDED for job in jobs)
+        assert stored_unanswered <= 48  # at most the requests in flight when it died
+        assert written == Counter({1: len(ran), 0: NOTIFICATIONS - len(ran)})
