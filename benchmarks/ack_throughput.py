@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -31,7 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import asyncpg
+
 from benchmarks.daemon import free_port, start_notifyd
+from notifyd.storage.postgres import PostgresStorage
 from notifyd.storage.sqlite import SqliteStorage
 
 HERE = Path(__file__).resolve().parent
@@ -113,6 +117,31 @@ def prefill_backlog(database: Path, count: int, projects: int, api_url: str) -> 
     conn.close()
 
 
+async def prefill_postgres(url: str, count: int, projects: int, api_url: str) -> None:
+    """The same backlog on PostgreSQL (migrated first, as the daemon would)."""
+    async with PostgresStorage.open(url) as storage:
+        now = time.time()
+        await storage.pool.execute(
+            "INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, soid, service, profile, "
+            "api_url, token, status, max_attempts, run_after, created_at, updated_at) "
+            "SELECT 'bench-' || i, 'newRevision', '1.5', 1000000 + i % $2, 5000000 + i, 1, "
+            "'bench-noop', 'default', $3, 't', 'queued', 5, $4, $4, $4 "
+            "FROM generate_series(0, $1 - 1) AS i",
+            count,
+            projects,
+            api_url,
+            now,
+        )
+
+
+async def _schema(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 async def _migrate(database: Path) -> None:
     async with SqliteStorage.open(database):
         pass
@@ -144,6 +173,11 @@ def main() -> None:
     parser.add_argument(
         "--no-worker", action="store_true", help="run notifyd serve without its worker"
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="DSN",
+        help="also measure notifyd on this PostgreSQL server (a schema of its own, dropped)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -162,10 +196,29 @@ def main() -> None:
         )
         notifyd_port = int(notifyd_url.rsplit(":", 1)[1])
         processes = [bare, daemon, emulator]
+        schema = f"bench_{secrets.token_hex(4)}"
+        servers: list[tuple[str, int]] = [
+            ("bare aiohttp handler", bare_port),
+            ("notifyd", notifyd_port),
+        ]
+        if args.postgres:
+            asyncio.run(_schema(args.postgres, f"CREATE SCHEMA {schema}"))
+            separator = "&" if "?" in args.postgres else "?"
+            pg_url = f"{args.postgres}{separator}search_path={schema}"
+            asyncio.run(prefill_postgres(pg_url, args.backlog, args.projects, api_url))
+            (data / "pg").mkdir(mode=0o700)
+            pg_daemon, pg_notifyd_url = start_notifyd(
+                data / "pg",
+                api_url,
+                log_level=args.log_level,
+                run_worker=str(not args.no_worker).lower(),
+                database_url=pg_url,
+            )
+            processes.append(pg_daemon)
+            servers.append(("notifyd on PostgreSQL", int(pg_notifyd_url.rsplit(":", 1)[1])))
         try:
             wait_for(f"http://127.0.0.1:{bare_port}/json")
             wait_for(f"http://127.0.0.1:{notifyd_port}/healthz")
-            servers = (("bare aiohttp handler", bare_port), ("notifyd", notifyd_port))
             for _, port in servers:
                 run_wrk(f"http://127.0.0.1:{port}/json", args.connections, 3, api_url)  # warm-up
             # Alternate the servers round by round so that noise on a shared machine hits
@@ -191,6 +244,8 @@ def main() -> None:
             for process in processes:
                 process.terminate()
                 process.wait()
+            if args.postgres:
+                asyncio.run(_schema(args.postgres, f"DROP SCHEMA {schema} CASCADE"))
 
     bare, ours = results["bare aiohttp handler"], results["notifyd"]
     print(
@@ -208,6 +263,9 @@ def main() -> None:
         print(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']:.0f} |")
     print()
     print(f"ratio notifyd / bare: {ours['rps'] / bare['rps']:.2f}")
+    if "notifyd on PostgreSQL" in results:
+        pg = results["notifyd on PostgreSQL"]
+        print(f"ratio notifyd on PostgreSQL / bare: {pg['rps'] / bare['rps']:.2f}")
     print(f"jobs stored by notifyd: {stored} (PRAGMA synchronous={sync}, 2 = FULL)")
     print(f"jobs the worker ended meanwhile: {ended}")
 

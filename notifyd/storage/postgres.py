@@ -49,6 +49,39 @@ _INSERT = (
 )
 
 
+_TYPES = (
+    "text",  # dedup_key
+    "text",
+    "text",
+    "bigint",
+    "bigint",
+    "bigint",
+    "bigint",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "text",
+    "text",
+    "text",  # context_id
+    "integer",  # max_attempts
+    "double precision",
+    "double precision",
+)
+_INSERT_MANY = (
+    f"INSERT INTO jobs ({', '.join(_INSERT_COLUMNS)}, status, updated_at) "  # noqa: S608
+    f"SELECT *, 'queued', created_at FROM unnest("
+    + ", ".join(f"${i + 1}::{kind}[]" for i, kind in enumerate(_TYPES))
+    + f") AS batch ({', '.join(_INSERT_COLUMNS)}) "
+    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
+)
+
+
 class PostgresStorage:
     def __init__(
         self,
@@ -169,33 +202,54 @@ class PostgresStorage:
     async def _insert(
         self, batch: list[tuple[Origin, int, float, asyncio.Future[Any]]]
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        """The batch in one statement (one round trip); should it fail, each notification on
+        its own under a savepoint, so one bad value costs only its own acknowledgement."""
         keys = [origin.dedup_key for origin, *_rest in batch]
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         async with self.pool.acquire() as conn, conn.transaction():
             ids = await _ids_by_key(conn, keys)
-            created = False
-            for origin, max_attempts, now, future in batch:
+            new: dict[str, tuple[Any, ...]] = {}
+            for origin, max_attempts, now, _future in batch:
                 key = origin.dedup_key
-                if key in ids:
-                    outcomes.append((future, EnqueueResult(job_id=ids[key], created=False), None))
-                    continue
-                async with conn.transaction():  # a savepoint: one bad value costs one job
-                    try:
-                        job_id = await conn.fetchval(
-                            _INSERT, key, *origin_values(origin), max_attempts, now, now
-                        )
-                    except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                        outcomes.append((future, None, StorageError(str(exc))))
-                        continue
-                if job_id is None:  # stored meanwhile by another host
-                    job_id = (await _ids_by_key(conn, [key]))[key]
-                    outcomes.append((future, EnqueueResult(job_id=job_id, created=False), None))
-                    continue
-                ids[key] = job_id
-                created = True
-                outcomes.append((future, EnqueueResult(job_id=job_id, created=True), None))
+                if key not in ids and key not in new:
+                    new[key] = (key, *origin_values(origin), max_attempts, now, now)
+            failed: dict[str, BaseException] = {}
+            created: set[str] = set()
+            if new:
+                try:
+                    async with conn.transaction():
+                        columns = list(zip(*new.values(), strict=True))
+                        rows = await conn.fetch(_INSERT_MANY, *columns)
+                    created = {row["dedup_key"] for row in rows}
+                    ids.update({row["dedup_key"]: row["id"] for row in rows})
+                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+                    for key, values in new.items():
+                        try:
+                            async with conn.transaction():
+                                job_id = await conn.fetchval(_INSERT, *values)
+                        except (
+                            asyncpg.DataError,
+                            asyncpg.IntegrityConstraintViolationError,
+                        ) as exc:
+                            failed[key] = StorageError(str(exc))
+                            continue
+                        if job_id is not None:
+                            ids[key] = job_id
+                            created.add(key)
+                missing = [k for k in new if k not in ids and k not in failed]
+                if missing:  # stored meanwhile by another host
+                    ids.update(await _ids_by_key(conn, missing))
             if created:
                 await conn.execute(f"NOTIFY {CHANNEL}")
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        first_of: set[str] = set()
+        for origin, _max, _now, future in batch:
+            key = origin.dedup_key
+            if key in failed:
+                outcomes.append((future, None, failed[key]))
+                continue
+            is_new = key in created and key not in first_of
+            first_of.add(key)
+            outcomes.append((future, EnqueueResult(job_id=ids[key], created=is_new), None))
         return outcomes
 
     # -- claims and leases -------------------------------------------------------------
