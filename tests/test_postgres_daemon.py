@@ -3,6 +3,7 @@ BIM-bots model run by the worker (woken by NOTIFY) and answered, the OAuth grant
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,12 @@ import pytest
 import requests
 
 from notifyd.config import Settings
+from notifyd.errors import StartupError, StorageError
 from notifyd.records import JobStatus
 from notifyd.storage.postgres import PostgresStorage
 from notifyd.web.keys import STORAGE
 from tests.bots_client import access_token, run
-from tests.factories import make_envelope
+from tests.factories import make_envelope, make_notification
 from tests.ifc_factory import build_model
 from tests.postgres import fresh_schema, postgres_dsn
 
@@ -59,3 +61,29 @@ async def test_the_daemon_takes_notifications_and_models_on_postgres(
     jobs = await client.app[STORAGE].list_jobs()
     assert len(jobs) == 2
     assert JobStatus.SUCCEEDED in {job.status for job in jobs}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://nobody@127.0.0.1:1/none", "postgresql://[bad-host/db"],
+)
+async def test_a_database_url_that_cannot_be_used_stops_start_up_in_one_line(url: str) -> None:
+    with pytest.raises(StartupError, match="cannot connect to PostgreSQL at postgresql://"):
+        async with PostgresStorage.open(url):
+            pass
+
+
+async def test_a_lost_connection_answers_every_waiting_notification(
+    postgres_url: str,
+) -> None:
+    async with PostgresStorage.open(postgres_url) as storage:
+        await storage.pool.close()  # as when PostgreSQL goes away under the daemon
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(storage.enqueue(make_notification(), max_attempts=3) for _ in range(5)),
+                return_exceptions=True,
+            ),
+            10,
+        )
+        assert all(isinstance(r, StorageError) for r in results), results
+        assert await storage.problems()

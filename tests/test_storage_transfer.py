@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from notifyd.cli import main
+from notifyd.errors import StorageError
 from notifyd.grants import Account, ClientStyle, IssuedToken, OAuthClient, TokenKind
 from notifyd.records import JobStatus
 from notifyd.storage import grants_of
 from notifyd.storage.postgres import PostgresStorage
 from notifyd.storage.sqlite import SqliteStorage
-from notifyd.storage.transfer import export_rows, import_rows
+from notifyd.storage.transfer import TransferRow, export_rows, import_rows
 from tests.conftest import FakeClock
 from tests.factories import make_notification
 from tests.postgres import fresh_schema, postgres_dsn
@@ -139,3 +140,13 @@ def test_the_cli_moves_a_database(tmp_path: Path) -> None:
     again = runner.invoke(main, ["import", str(dump)], env=target)
     assert again.exit_code == 1
     assert "already holds jobs" in again.output
+
+
+async def test_an_export_row_the_target_cannot_take_is_named_not_a_traceback(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with SqliteStorage.open(tmp_path / "t.sqlite3", clock=clock) as target:
+        with pytest.raises(StorageError, match=r"the import stopped in jobs: .*no column named"):
+            await import_rows(target, [TransferRow("jobs", {"id": 1, "no_such_column": 2})])
+        with pytest.raises(StorageError, match="unknown table 'nope'"):
+            await import_rows(target, [TransferRow("nope", {})])

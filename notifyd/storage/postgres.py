@@ -121,13 +121,22 @@ class PostgresStorage:
             self._pool = await asyncpg.create_pool(
                 self.dsn, min_size=1, max_size=8, server_settings=self._server_settings
             )
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # ValueError and InterfaceError: a database_url asyncpg cannot parse or use.
             raise StartupError(
                 f"cannot connect to PostgreSQL at {redact_url_password(self.dsn)}: {exc}; "
                 "check the address in database_url and that the server accepts this user"
             ) from None
-        async with self._pool.acquire() as conn:
-            applied = await migrate(conn)
+        try:
+            async with self._pool.acquire() as conn:
+                applied = await migrate(conn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            await self._pool.close()
+            self._pool = None
+            raise StartupError(
+                f"cannot migrate the PostgreSQL database at {redact_url_password(self.dsn)}: "
+                f"{exc}; the user in database_url must be allowed to create tables"
+            ) from None
         if applied:
             log.info("postgres_migrated", versions=applied)
 
@@ -183,7 +192,8 @@ class PostgresStorage:
         try:
             outcomes = await self._insert(batch)
             self._write_failure = None
-        except (OSError, asyncpg.PostgresError) as exc:
+        except Exception as exc:  # every caller is answered, whatever went wrong (a lost
+            # connection is an InterfaceError, not a PostgresError): none is left hanging
             self._write_failure = str(exc)
             failure = StorageError(f"the job database could not store the notifications: {exc}")
             outcomes = [(future, None, failure) for *_rest, future in batch]
@@ -532,7 +542,7 @@ class PostgresStorage:
             found.append(f"the job database cannot be written: {self._write_failure}")
         try:
             await self.pool.fetchval("SELECT 1")
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             found.append(f"the job database cannot be read: {exc}")
         return found
 

@@ -69,6 +69,20 @@ async def import_rows(storage: Storage, rows: Iterable[TransferRow]) -> dict[str
     return counts
 
 
+async def _insert(storage: Storage, batch: list[TransferRow]) -> None:
+    """A batch of rows, or a StorageError that names the table and what is left behind."""
+    try:
+        await _insert_rows(storage, batch)
+    except StorageError:
+        raise
+    except Exception as exc:  # the engine's own error, whichever engine: said in one line
+        tables = sorted({item.table for item in batch})
+        raise StorageError(
+            f"the import stopped in {', '.join(tables)}: {exc}; the target holds what came "
+            "before: empty it (a new file, or drop its schema) before importing again"
+        ) from None
+
+
 _ORDER = {
     "jobs": ("id",),
     "attempts": ("job_id", "number"),
@@ -106,7 +120,7 @@ async def _page(
     raise StorageError(f"cannot export from {type(storage).__name__}")
 
 
-async def _insert(storage: Storage, batch: list[TransferRow]) -> None:
+async def _insert_rows(storage: Storage, batch: list[TransferRow]) -> None:
     by_table: dict[str, list[dict[str, Any]]] = {}
     for item in batch:
         by_table.setdefault(item.table, []).append(item.row)
