@@ -120,18 +120,25 @@ def prefill_backlog(database: Path, count: int, projects: int, api_url: str) -> 
 async def prefill_postgres(url: str, count: int, projects: int, api_url: str) -> None:
     """The same backlog on PostgreSQL (migrated first, as the daemon would)."""
     async with PostgresStorage.open(url) as storage:
-        now = time.time()
-        await storage.pool.execute(
-            "INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, soid, service, profile, "
-            "api_url, token, status, max_attempts, run_after, created_at, updated_at) "
-            "SELECT 'bench-' || i, 'newRevision', '1.5', 1000000 + i % $2, 5000000 + i, 1, "
-            "'bench-noop', 'default', $3, 't', 'queued', 5, $4, $4, $4 "
-            "FROM generate_series(0, $1 - 1) AS i",
-            count,
-            projects,
-            api_url,
-            now,
-        )
+        await insert_postgres_backlog(storage, count, projects, api_url)
+
+
+async def insert_postgres_backlog(
+    storage: PostgresStorage, count: int, projects: int, api_url: str
+) -> None:
+    """``count`` queued jobs spread over ``projects`` projects, in one statement."""
+    now = time.time()
+    await storage.pool.execute(
+        "INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, soid, service, profile, "
+        "api_url, token, status, max_attempts, run_after, created_at, updated_at) "
+        "SELECT 'bench-' || i, 'newRevision', '1.5', 1000000 + i % $2, 5000000 + i, 1, "
+        "'bench-noop', 'default', $3, 't', 'queued', 5, $4, $4, $4 "
+        "FROM generate_series(0, $1 - 1) AS i",
+        count,
+        projects,
+        api_url,
+        now,
+    )
 
 
 async def _schema(dsn: str, statement: str) -> None:

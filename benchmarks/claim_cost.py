@@ -26,24 +26,11 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.ack_throughput import prefill_backlog
+from benchmarks.ack_throughput import insert_postgres_backlog, prefill_backlog
 from notifyd.storage.postgres import PostgresStorage
 from notifyd.storage.sqlite import SqliteStorage
 
 API_URL = "http://127.0.0.1:9"
-
-
-async def prefill_postgres(storage: PostgresStorage, count: int) -> None:
-    now = time.time()
-    await storage.pool.execute(
-        "INSERT INTO jobs (dedup_key, kind, dialect, poid, roid, soid, service, profile, "
-        "api_url, token, status, max_attempts, run_after, created_at, updated_at) "
-        "SELECT 'k' || i, 'newRevision', '1.5', 1000000 + i % 10, i, 1, 'bench-noop', "
-        "'default', $2, 't', 'queued', 5, $3 + i * 1e-6, $3, $3 FROM generate_series(1, $1) i",
-        count,
-        API_URL,
-        now - 10,
-    )
 
 
 async def cycles(storage: Any, claims: int) -> list[float]:
@@ -75,7 +62,7 @@ async def postgres_run(dsn: str, count: int, claims: int) -> list[float]:
     await conn.execute(f"CREATE SCHEMA {schema}")
     try:
         async with PostgresStorage.open(dsn, server_settings={"search_path": schema}) as storage:
-            await prefill_postgres(storage, count)
+            await insert_postgres_backlog(storage, count, 10, API_URL)
             await storage.pool.execute("ANALYZE")
             return await cycles(storage, claims)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,3 +94,15 @@ def start_workers(data_dir: Path, count: int, **settings: str) -> list[subproces
             )
         )
     return processes
+
+
+async def wait_for_jobs_ended(url: str, count: int) -> dict[str, int]:
+    """Poll the daemon's /healthz until ``count`` jobs have ended (succeeded or dead); the
+    job counts it last reported."""
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(f"{url}/healthz") as response:
+                jobs: dict[str, int] = (await response.json())["jobs"]
+            if jobs["succeeded"] + jobs["dead"] >= count:
+                return jobs
+            await asyncio.sleep(0.05)

@@ -22,11 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.daemon import ROOT, start_notifyd, start_workers
+from benchmarks.daemon import ROOT, start_notifyd, start_workers, wait_for_jobs_ended
 from notifyd.emulator import BimServerEmulator
 from notifyd.records import Dialect
 
@@ -107,13 +105,7 @@ async def one_round(args: argparse.Namespace) -> tuple[float, list[dict[str, flo
                     *(check_in_and_notify(p, n) for p, n in zip(projects, per_project, strict=True))
                 )
                 sent = time.perf_counter()
-                async with aiohttp.ClientSession() as session:
-                    while True:
-                        async with session.get(f"{url}/healthz") as response:
-                            jobs = (await response.json())["jobs"]
-                        if jobs["succeeded"] + jobs["dead"] >= args.jobs:
-                            break
-                        await asyncio.sleep(0.05)
+                await wait_for_jobs_ended(url, args.jobs)
                 finished = time.perf_counter()
             finally:
                 for child in [process, *workers]:

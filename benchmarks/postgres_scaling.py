@@ -23,12 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.daemon import ROOT, start_notifyd, start_workers
+from benchmarks.daemon import ROOT, start_notifyd, start_workers, wait_for_jobs_ended
 from notifyd.emulator import BimServerEmulator
 
 
@@ -76,13 +75,7 @@ async def measure(
                     processes += start_workers(
                         data, workers, allowed_api_urls=emulator.url, **settings
                     )
-                    async with aiohttp.ClientSession() as session:
-                        while True:
-                            async with session.get(f"{url}/healthz") as response:
-                                jobs = (await response.json())["jobs"]
-                            if jobs["succeeded"] + jobs["dead"] >= args.jobs:
-                                break
-                            await asyncio.sleep(0.05)
+                    jobs = await wait_for_jobs_ended(url, args.jobs)
                     elapsed = time.perf_counter() - started
                     if jobs["dead"]:
                         raise SystemExit(f"{jobs['dead']} jobs died on {backend}")

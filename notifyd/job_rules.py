@@ -41,6 +41,20 @@ def check_held(job: Job, worker_id: str) -> Job:
     return job
 
 
+def _ended(
+    status: JobStatus, outcome: AttemptOutcome, error: str, *, erases_tokens: bool
+) -> Transition:
+    """An attempt that ends the job (cancelled or dead), its error recorded on both."""
+    return Transition(
+        status=status,
+        outcome=outcome,
+        attempt_error=error,
+        last_error=error,
+        ended=True,
+        erases_tokens=erases_tokens,
+    )
+
+
 def succeeded(result: JobResult | None) -> Transition:
     return Transition(
         status=JobStatus.SUCCEEDED,
@@ -55,26 +69,12 @@ def failed(job: Job, error: str, *, retry_at: float | None, spend_attempt: bool)
     """``retry_at`` None: the failure is permanent. An attempt not spent (BIMserver was down)
     raises the job's limit by one instead."""
     if job.cancel_requested:
-        return Transition(
-            status=JobStatus.CANCELLED,
-            outcome=AttemptOutcome.CANCELLED,
-            attempt_error=error,
-            last_error=error,
-            ended=True,
-            erases_tokens=True,
-        )
+        return _ended(JobStatus.CANCELLED, AttemptOutcome.CANCELLED, error, erases_tokens=True)
     max_attempts = job.max_attempts if spend_attempt else job.max_attempts + 1
     if retry_at is None or job.attempts >= max_attempts:
         # A job out of attempts, each of which could have succeeded, keeps its tokens for the
         # retention window so that `notifyd jobs retry` can run it again.
-        return Transition(
-            status=JobStatus.DEAD,
-            outcome=AttemptOutcome.DEAD,
-            attempt_error=error,
-            last_error=error,
-            ended=True,
-            erases_tokens=retry_at is None,
-        )
+        return _ended(JobStatus.DEAD, AttemptOutcome.DEAD, error, erases_tokens=retry_at is None)
     return Transition(
         status=JobStatus.QUEUED,
         outcome=AttemptOutcome.FAILED,
@@ -101,22 +101,9 @@ def released(job: Job, now: float) -> Transition:
 def lease_expired(job: Job, now: float) -> Transition:
     error = f"lease expired: worker {job.worker_id} stopped answering"
     if job.cancel_requested:
-        return Transition(
-            status=JobStatus.CANCELLED,
-            outcome=AttemptOutcome.LEASE_EXPIRED,
-            attempt_error=error,
-            last_error=error,
-            ended=True,
-            erases_tokens=True,
-        )
+        return _ended(JobStatus.CANCELLED, AttemptOutcome.LEASE_EXPIRED, error, erases_tokens=True)
     if job.attempts >= job.max_attempts:
-        return Transition(
-            status=JobStatus.DEAD,
-            outcome=AttemptOutcome.LEASE_EXPIRED,
-            attempt_error=error,
-            last_error=error,
-            ended=True,
-        )
+        return _ended(JobStatus.DEAD, AttemptOutcome.LEASE_EXPIRED, error, erases_tokens=False)
     return Transition(
         status=JobStatus.QUEUED,
         outcome=AttemptOutcome.LEASE_EXPIRED,

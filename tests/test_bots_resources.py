@@ -117,14 +117,18 @@ async def test_bimservers_own_token_header_is_accepted(bots: Any) -> None:
     assert answer.status_code == 200, answer.text
 
 
-async def test_an_async_post_answers_202_and_the_result_is_fetched_later(bots: Any) -> None:
+# BIMserver's Accept-Flow, or RFC 7240's Prefer: respond-async.
+@pytest.mark.parametrize("asks_async", [{"Accept-Flow": "ASYNC"}, {"Prefer": "respond-async"}])
+async def test_an_async_post_answers_202_and_the_result_is_fetched_later(
+    bots: Any, asks_async: dict[str, str]
+) -> None:
     token = await run(access_token, bots.base)
     auth = {"Authorization": f"Bearer {token}"}
     answer = await run(
         requests.post,
         f"{bots.base}/services/ifc-summary",
         data=bots.model,
-        headers={**auth, **IFC4, "Accept-Flow": "ASYNC", "Context-Id": "c1"},
+        headers={**auth, **IFC4, **asks_async, "Context-Id": "c1"},
         timeout=60,
     )
     assert answer.status_code == 202, answer.text

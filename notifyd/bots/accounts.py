@@ -14,7 +14,8 @@ import secrets
 
 from notifyd.errors import NotifydError
 
-# scrypt parameters: 16 MiB and about 50 ms per check on this project's machine.
+# scrypt parameters: 128 * N * r = 16 MiB per check, and 27-70 ms (median 29 ms, 20 checks)
+# on this project's 2-core machine.
 _N, _R, _P = 2**14, 8, 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8

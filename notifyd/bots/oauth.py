@@ -446,8 +446,10 @@ def _service_asked(
     asked: str | None, state: str | None, choices: tuple[ServiceSpec, ...]
 ) -> ServiceSpec | None:
     """The service the client named: ``service`` (an identifier), or the one BIMserver
-    names in its JSON state (``_serviceName``, ``_serviceOid`` against the list's id). None
-    leaves the choice to the user."""
+    names in its JSON state (``_serviceName``, ``_serviceOid`` against the list's id). That
+    state is built by BIMserver's web UI, not its server, so it is read from the protocol
+    reference, and anything else in ``state`` is passed back untouched. None leaves the
+    choice to the user."""
     if asked:
         return next((s for s in choices if s.identifier == asked), None)
     try:

@@ -1,6 +1,7 @@
 """The PostgreSQL schema, as versioned migrations applied in order under an advisory lock
-(several hosts may start at once), each in its own transaction, recorded in
-``notifyd_migrations``. A database that knows a version this release does not is refused.
+(several hosts may start at once), all pending ones in one transaction (a failure leaves
+the database as it was), recorded in ``notifyd_migrations``. A database that knows a
+version this release does not is refused.
 
 Times are epoch seconds (DOUBLE PRECISION) as on SQLite, so the same job rules and the same
 clock apply; JSON columns are TEXT the backend parses, as on SQLite.

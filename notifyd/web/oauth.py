@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import secrets
 import time
 from typing import Any
@@ -49,8 +50,13 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# Checked against when the account does not exist, so that the answer takes as long.
-_UNUSABLE_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _unusable_hash() -> str:
+    """Checked against when the account does not exist, so that the answer takes as long;
+    made on first use, not at import (scrypt costs tens of milliseconds)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def error_response(exc: OAuthError, headers: dict[str, str] | None = None) -> web.Response:
@@ -82,8 +88,8 @@ async def handle_register(request: web.Request) -> web.Response:
     except OAuthError as exc:
         return error_response(exc)
     log.info("oauth_client_registered", client_id=answer.client_id, name=answer.client_name)
-    # RFC 7591 answers 201; a client registering BIMserver's way gets the 200 Apache Oltu's
-    # client in BIMserver was written against.
+    # RFC 7591 answers 201; a client registering BIMserver's way gets the 200 BIMserver's own
+    # registration endpoint answers (OAuthRegistrationServlet.java:97, SC_OK).
     status = 201 if registration.redirect_uris is not None else 200
     return web.json_response(text=answer.model_dump_json(), status=status, headers=_TOKEN_HEADERS)
 
@@ -149,7 +155,7 @@ async def _sign_in(request: web.Request, name: str, password: str, *, creating: 
         return name
     found = await grants.account(name) if name else None
     # A missing account costs the same hashing as a wrong password: timing tells nothing.
-    stored = found.password_hash if found else _UNUSABLE_HASH
+    stored = found.password_hash if found else await asyncio.to_thread(_unusable_hash)
     if not await asyncio.to_thread(password_matches, password, stored) or found is None:
         raise AccountError("wrong account name or password")
     return found.name

@@ -1,11 +1,11 @@
 """The BIM-bots resource URLs: ``POST /services/{service}`` takes a model and answers with
 the result (or 202 and where to poll), ``GET /bots/jobs/{topic}`` and ``.../result``.
 
-What BIMserver sends and reads (``ServiceImpl.triggerRevisionService`` and
-``BimBotClient`` at HEAD, see the protocol reference section 3): ``Authorization: Bearer``
-(or its own servlet's ``Token`` header), ``Input-Type``, ``Output-Type``, a raw body with no
-Content-Type; it needs ``Content-Type`` on the answer and reads the file name as
-``filename="..."`` (quoted), and ``Data-Title``. The job goes through the same intake,
+What BIMserver sends and reads (``ServiceImpl.java:2641-2665`` at HEAD): ``Authorization:
+Bearer`` (or the ``Token`` header its own runner servlet reads, ``ServiceRunnerServlet.java:84``),
+``Input-Type``, ``Output-Type``, a raw body with no Content-Type; it needs ``Content-Type`` on
+the answer, reads the file name as ``filename="..."`` (quoted: it skips
+``indexOf("filename=") + 10`` characters), and ``Data-Title``. The job goes through the same intake,
 queue and worker as a notification.
 """
 
