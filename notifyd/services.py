@@ -176,9 +176,10 @@ class Profile:
     public: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Registry:
-    """The declared services and their profiles, fixed at start-up."""
+    """The declared services and their profiles. Everything that serves or runs a service
+    holds this one object, so a reload (SIGHUP) replaces its contents in place."""
 
     services: MappingProxyType[str, ServiceSpec] = field(
         default_factory=lambda: MappingProxyType({})
@@ -215,6 +216,11 @@ class Registry:
             MappingProxyType(by_id),
             MappingProxyType({k: tuple(sorted(v, key=_order)) for k, v in grouped.items()}),
         )
+
+    def replace_with(self, other: Registry) -> None:
+        """Take ``other``'s services and profiles, both at once (one assignment each, no
+        await between them, so no request sees one without the other)."""
+        self.services, self.profiles = other.services, other.profiles
 
     def service(self, identifier: str) -> ServiceSpec:
         try:

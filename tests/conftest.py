@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,22 @@ from notifyd.web.body import SERVER_OPTIONS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIMSERVER = "http://bimserver.test:8080"
+
+
+def require_program(name: str, package: str) -> str:
+    """The path of a system program a test drives (nginx, systemd-analyze). Missing, the
+    test skips on a developer's machine and fails under .ci/run (NOTIFYD_CI=1), which
+    installs it: a CI run must never pass by skipping what it was meant to prove."""
+    path = shutil.which(name) or next(
+        (str(p / name) for p in (Path("/usr/sbin"), Path("/sbin")) if (p / name).exists()),
+        None,
+    )
+    if path is None:
+        message = f"{name} is not installed (Debian package {package}; .ci/run installs it)"
+        if os.environ.get("NOTIFYD_CI") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 class FakeClock:

@@ -23,9 +23,15 @@ def free_port() -> int:
 
 class Daemon:
     def __init__(
-        self, data_dir: Path, port: int | None = None, *, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        config: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.config = config
         self.extra_env = {"NOTIFYD_RUN_WORKER": "false", **(env or {})}
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -60,6 +66,7 @@ class Daemon:
                     "127.0.0.1",
                     "--data-dir",
                     str(self.data_dir),
+                    *(["--config", str(self.config)] if self.config else []),
                 ],
                 env=env,
                 cwd=PROJECT_ROOT,

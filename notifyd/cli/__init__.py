@@ -59,11 +59,11 @@ def serve(
     log_format: str | None,
 ) -> None:
     """Receive notifications and serve the JSON endpoint."""
-    from aiohttp import web
-
+    from notifyd.config import load_settings
     from notifyd.web.app import create_app
     from notifyd.web.body import SERVER_OPTIONS
     from notifyd.web.middlewares import make_access_logger
+    from notifyd.web.server import Server
 
     settings = settings_or_exit(
         config_path, host=host, port=port, data_dir=data_dir, log_format=log_format
@@ -86,15 +86,15 @@ def serve(
             consequence="every notification will be refused",
             fix="set allowed_api_urls (NOTIFYD_ALLOWED_API_URLS) to your BIMserver's address",
         )
+    overrides = {"host": host, "port": port, "data_dir": data_dir, "log_format": log_format}
+    server = Server(
+        create_app(settings, registry),
+        load_settings=lambda: load_settings(config_path, overrides),
+        access_log_class=make_access_logger(settings.secret_path),
+        **SERVER_OPTIONS,
+    )
     try:
-        web.run_app(
-            create_app(settings, registry),
-            host=settings.host,
-            port=settings.port,
-            access_log_class=make_access_logger(settings.secret_path),
-            print=None,
-            **SERVER_OPTIONS,
-        )
+        asyncio.run(server.run())
     except NotifydError as exc:
         raise click.ClickException(exc.message) from None
     except OSError as exc:
