@@ -245,13 +245,21 @@ class OAuthProvider:
 
     # -- the token endpoint ----------------------------------------------------------------
 
-    async def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> TokenAnswer:
+    async def token(
+        self,
+        form: Mapping[str, str],
+        basic: tuple[str, str] | None,
+        *,
+        public_base_url: str | None = None,
+    ) -> TokenAnswer:
+        """``public_base_url``: the request's, when a trusted proxy reported it."""
         client = await self._authenticate(form, basic)
+        base = public_base_url or self.settings.public_base_url
         grant_type = form.get("grant_type")
         if grant_type == "authorization_code":
-            return await self._exchange_code(client, form)
+            return await self._exchange_code(client, form, base)
         if grant_type == "refresh_token":
-            return await self._refresh(client, form)
+            return await self._refresh(client, form, base)
         raise OAuthError(
             "unsupported_grant_type",
             f"grant_type must be authorization_code or refresh_token, not {grant_type!r}",
@@ -281,7 +289,9 @@ class OAuthProvider:
             )
         return client
 
-    async def _exchange_code(self, client: OAuthClient, form: Mapping[str, str]) -> TokenAnswer:
+    async def _exchange_code(
+        self, client: OAuthClient, form: Mapping[str, str], base: str
+    ) -> TokenAnswer:
         code_text = form.get("code")
         if not code_text:
             raise OAuthError("invalid_request", "the request has no code")
@@ -306,7 +316,9 @@ class OAuthProvider:
                 )
         elif form.get("code_verifier"):
             raise OAuthError("invalid_request", "code_verifier sent for a code without PKCE")
-        return await self._issue(client, code.account, code.service, family=code.code_hash)
+        return await self._issue(
+            client, code.account, code.service, family=code.code_hash, base=base
+        )
 
     def _check_code_redirect(
         self, client: OAuthClient, code: AuthorizationCode, given: str | None
@@ -322,7 +334,9 @@ class OAuthProvider:
                 "invalid_grant", "redirect_uri differs from the one the code was issued for"
             )
 
-    async def _refresh(self, client: OAuthClient, form: Mapping[str, str]) -> TokenAnswer:
+    async def _refresh(
+        self, client: OAuthClient, form: Mapping[str, str], base: str
+    ) -> TokenAnswer:
         text = form.get("refresh_token")
         if not text:
             raise OAuthError("invalid_request", "the request has no refresh_token")
@@ -336,10 +350,12 @@ class OAuthProvider:
             raise OAuthError("invalid_grant", "the refresh token is unknown, expired or revoked")
         if token.client_id != client.client_id:
             raise OAuthError("invalid_grant", "the refresh token was issued to another client")
-        return await self._issue(client, token.account, token.service, family=token.family)
+        return await self._issue(
+            client, token.account, token.service, family=token.family, base=base
+        )
 
     async def _issue(
-        self, client: OAuthClient, account: str, service: str, *, family: str
+        self, client: OAuthClient, account: str, service: str, *, family: str, base: str
     ) -> TokenAnswer:
         now = self.clock()
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -369,7 +385,7 @@ class OAuthProvider:
             token_type="Bearer",  # noqa: S106 (the scheme, not a secret)
             expires_in=int(self.settings.oauth_access_token_seconds),
             refresh_token=refresh,
-            resource_url=resource_url(spec, self.settings),
+            resource_url=resource_url(spec, base),
             service=service,
         )
 

@@ -54,8 +54,8 @@ def serves_bots(spec: ServiceSpec) -> bool:
     return spec.read_revision and bool(spec.inputs) and bool(spec.outputs)
 
 
-def resource_url(spec: ServiceSpec, settings: Settings) -> str:
-    return f"{settings.public_base_url}/services/{spec.identifier}"
+def resource_url(spec: ServiceSpec, base_url: str) -> str:
+    return f"{base_url}/services/{spec.identifier}"
 
 
 def service_list(registry: Registry, settings: Settings) -> ServiceList:
@@ -77,7 +77,7 @@ def service_list(registry: Registry, settings: Settings) -> ServiceList:
                 inputs=list(spec.inputs),
                 outputs=list(spec.outputs),
                 oauth=oauth,
-                resourceUrl=resource_url(spec, settings),
+                resourceUrl=resource_url(spec, settings.public_base_url),
             )
             for spec in registry.services.values()
             if serves_bots(spec)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from notifyd.bots.servicelist import service_list
-from notifyd.web.keys import REGISTRY, SETTINGS
+from notifyd.web.forwarded import public_settings
+from notifyd.web.keys import REGISTRY
 
 
 async def handle_servicelist(request: web.Request) -> web.Response:
-    listing = service_list(request.app[REGISTRY], request.app[SETTINGS])
+    listing = service_list(request.app[REGISTRY], public_settings(request))
     return web.json_response(text=listing.model_dump_json())
 
 

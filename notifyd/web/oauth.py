@@ -11,7 +11,7 @@ import functools
 import secrets
 import time
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import aiohttp_jinja2
 import orjson
@@ -36,6 +36,7 @@ from notifyd.bots.oauth import (
 from notifyd.bots.oauth_wire import ClientRegistration, ErrorAnswer
 from notifyd.grants import Account
 from notifyd.web.body import BodyError, read_body
+from notifyd.web.forwarded import public_settings
 from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, GRANTS, OAUTH, SETTINGS
 
 log = structlog.get_logger("notifyd.oauth")
@@ -168,7 +169,9 @@ async def handle_access(request: web.Request) -> web.Response:
     try:
         form = await _token_form(request)
         basic = _basic_credentials(request.headers.get("Authorization"))
-        answer = await request.app[OAUTH].token(form, basic)
+        answer = await request.app[OAUTH].token(
+            form, basic, public_base_url=public_settings(request).public_base_url
+        )
     except OAuthError as exc:
         challenge = (
             {"WWW-Authenticate": 'Basic realm="notifyd"'}
@@ -222,6 +225,7 @@ def _consent_page(
     status: int = 200,
 ) -> web.Response:
     settings = request.app[SETTINGS]
+    public_path = urlsplit(public_settings(request).public_base_url).path.rstrip("/")
     response = aiohttp_jinja2.render_template(
         "authorize.html",
         request,
@@ -232,7 +236,7 @@ def _consent_page(
             "choices": checked.choices,
             "provider": settings.provider_name,
             "open_registration": settings.open_registration,
-            "action": f"{settings.base_path}/oauth/authorize",
+            "action": f"{public_path}/oauth/authorize",
             "error": error,
         },
         status=status,

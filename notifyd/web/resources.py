@@ -26,6 +26,7 @@ from notifyd.bots.oauth import Bearer, OAuthError
 from notifyd.errors import ProtocolError, StorageError, UnknownService, UnsupportedType
 from notifyd.intake import UploadRequest
 from notifyd.records import Job, JobStatus, StoredResult, Upload
+from notifyd.web.forwarded import public_settings
 from notifyd.web.keys import INTAKE, JOB_EVENTS, OAUTH, SETTINGS, STORAGE
 from notifyd.worker.upload_binding import UPLOADS
 
@@ -196,7 +197,7 @@ async def _wait(request: web.Request, job_id: int, seconds: float) -> Job:
 
 
 def _accepted(request: web.Request, topic: str, context_id: str | None) -> web.Response:
-    location = f"{request.app[SETTINGS].public_base_url}/bots/jobs/{topic}"
+    location = f"{public_settings(request).public_base_url}/bots/jobs/{topic}"
     headers = {"Output-Type": "Async", "Topic-Id": topic, "Location": location}
     if context_id:
         headers["Context-Id"] = context_id
@@ -247,7 +248,8 @@ async def handle_state(request: web.Request) -> web.Response:
         "attempts": job.attempts,
     }
     if job.status is JobStatus.SUCCEEDED:
-        body["resultUrl"] = f"{request.app[SETTINGS].public_base_url}/bots/jobs/{topic}/result"
+        base = public_settings(request).public_base_url
+        body["resultUrl"] = f"{base}/bots/jobs/{topic}/result"
     elif job.last_error:
         body["error"] = job.last_error
     return web.json_response(body)

@@ -22,6 +22,7 @@ from notifyd.protocol import rpc
 from notifyd.records import NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
 from notifyd.web.body import BodyError, read_body
+from notifyd.web.forwarded import public_settings
 from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, INTAKE, REGISTRY, SETTINGS
 
 log = structlog.get_logger("notifyd.rpc")
@@ -51,9 +52,9 @@ async def handle_json(request: web.Request) -> web.Response:
         return _json_response(rpc.exception_body(exc.message), status=status)
 
     if len(envelope.calls) == 1:
-        outcomes = [await _answer(request.app, envelope.calls[0])]
+        outcomes = [await _answer(request, envelope.calls[0])]
     else:
-        outcomes = await asyncio.gather(*(_answer(request.app, c) for c in envelope.calls))
+        outcomes = await asyncio.gather(*(_answer(request, c) for c in envelope.calls))
     status = 503 if any(o.failed for o in outcomes) else 200
     body_out = rpc.answer(envelope.id, [o.body for o in outcomes], batch=envelope.batch)
     summaries = [o.summary for o in outcomes]
@@ -75,12 +76,12 @@ class _Outcome:
     failed: bool = False  # on our side (storage), not the caller's
 
 
-async def _answer(app: web.Application, call: rpc.Call | ProtocolError) -> _Outcome:
+async def _answer(request: web.Request, call: rpc.Call | ProtocolError) -> _Outcome:
     if isinstance(call, ProtocolError):
         return _Outcome(rpc.exception_body(call.message), {"error": call.message})
     summary: dict[str, Any] = {"method": call.method, "dialect": str(call.dialect)}
     try:
-        result = await _dispatch(app, call, summary)
+        result = await _dispatch(request, call, summary)
     except ProtocolError as exc:
         return _Outcome(rpc.exception_body(exc.message), {**summary, "error": exc.message})
     except StorageError as exc:
@@ -89,14 +90,15 @@ async def _answer(app: web.Application, call: rpc.Call | ProtocolError) -> _Outc
     return _Outcome(rpc.result_body(result), summary)
 
 
-async def _dispatch(app: web.Application, call: rpc.Call, summary: dict[str, Any]) -> Any:
+async def _dispatch(request: web.Request, call: rpc.Call, summary: dict[str, Any]) -> Any:
     """Run an allowlisted call; what the log line should say about it goes into ``summary``."""
+    app = request.app
     registry = app[REGISTRY]
     params = call.parameters
     match params:
         case rpc.GetService():
             return service_descriptor(
-                registry.service(params.serviceIdentifier), app[SETTINGS]
+                registry.service(params.serviceIdentifier), public_settings(request)
             ).to_wire()
         case rpc.GetPublicProfiles():
             return [
