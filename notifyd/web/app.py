@@ -14,7 +14,7 @@ from notifyd.intake import Intake
 from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage import grants_of, open_storage
-from notifyd.web import bots, oauth, resources, rpc
+from notifyd.web import bots, health, oauth, resources, rpc
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
 from notifyd.web.keys import (
     BODY_BUDGET,
@@ -22,12 +22,14 @@ from notifyd.web.keys import (
     GRANTS,
     INTAKE,
     JOB_EVENTS,
+    LIFECYCLE,
     OAUTH,
     REGISTRY,
     SETTINGS,
     STORAGE,
     WORKER,
 )
+from notifyd.web.lifecycle import Lifecycle
 from notifyd.web.middlewares import request_middleware
 from notifyd.worker import running_worker
 
@@ -55,26 +57,6 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
             app[INTAKE].wake_with(None)
 
 
-async def handle_health(request: web.Request) -> web.Response:
-    """200 "ok", or 503 "failing" with the problems: a database that cannot be written or
-    read, a full disk, a worker that keeps failing."""
-    storage = request.app[STORAGE]
-    problems = await storage.problems()
-    worker = request.app.get(WORKER)
-    if worker is not None:
-        problems.extend(worker.problems())
-    body: dict[str, object] = {"status": "failing" if problems else "ok"}
-    try:
-        counts = await storage.counts()
-        body["jobs"] = {str(status): n for status, n in counts.items()}
-    except Exception as exc:
-        problems.append(f"the job database cannot be read: {exc}")
-        body["status"] = "failing"
-    if problems:
-        body["problems"] = problems
-    return web.json_response(body, status=503 if problems else 200)
-
-
 def create_app(settings: Settings, registry: Registry) -> web.Application:
     # aiohttp's own limit stays above ours so that our handler can answer oversized
     # bodies with BIMserver's JSON error instead of aiohttp's plain 413 (see web.body).
@@ -99,7 +81,8 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     # BIMserver posts to the service URL as the user typed it + "/json": a URL typed with a
     # trailing slash arrives as ".../" + "/json" (NotificationsManager.getChannel).
     app.router.add_post(f"{settings.endpoint_prefix}//json", rpc.handle_json, expect_handler=expect)
-    app.router.add_get(f"{settings.base_path}/healthz", handle_health)
+    app[LIFECYCLE] = Lifecycle()
+    health.add_routes(app, settings.base_path)
     bots.add_routes(app, settings.base_path)
     oauth.add_routes(app, settings.base_path)
     resources.add_routes(app, settings.base_path, settings.bots_max_upload_bytes)

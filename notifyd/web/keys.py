@@ -11,6 +11,7 @@ from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage.base import GrantStore, Storage
 from notifyd.web.body import BodyBudget, BodyLimits
+from notifyd.web.lifecycle import Lifecycle
 from notifyd.worker import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -23,4 +24,5 @@ JOB_EVENTS = web.AppKey("job_events", JobEvents)
 WORKER = web.AppKey("worker", Worker)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -24,7 +24,7 @@ from notifyd.errors import NotifydError
 from notifyd.logs import configure_logging
 from notifyd.reload import prepare_reload
 from notifyd.systemd_notify import SystemdNotifier
-from notifyd.web.keys import INTAKE, OAUTH, REGISTRY, SETTINGS
+from notifyd.web.keys import INTAKE, LIFECYCLE, OAUTH, REGISTRY, SETTINGS
 
 log = structlog.get_logger("notifyd")
 
@@ -66,6 +66,7 @@ class Server:
     def _stopping(self, signum: int) -> None:
         if self._stop.is_set():
             return
+        self.app[LIFECYCLE].draining = True
         self.notifier.notify("STOPPING=1", "STATUS=draining")
         log.info("notifyd_stopping", signal=signal.Signals(signum).name)
         self._stop.set()

@@ -112,6 +112,7 @@ class Worker:
         self._idle_claim = False  # the last claim found nothing, and no job ended since
         self._loop_failures = 0
         self._loop_error = ""
+        self._last_turn = time.monotonic()
 
     def wake(self) -> None:
         """A job was enqueued in this process: claim now instead of at the next poll."""
@@ -123,6 +124,12 @@ class Worker:
             return []
         return [f"the worker failed {self._loop_failures} times in a row: {self._loop_error}"]
 
+    def stale_for(self) -> float | None:
+        """Seconds since the loop last turned, when that is far longer than it waits between
+        turns (the loop is stuck, e.g. on a database call that never returns); else None."""
+        age = time.monotonic() - self._last_turn
+        return age if age > max(10.0, 5 * self.config.poll_seconds) else None
+
     @property
     def running_jobs(self) -> list[int]:
         return list(self._running)
@@ -133,6 +140,7 @@ class Worker:
         await self.reclaim()
         last_reclaim = time.monotonic()
         while not self._stopping.is_set():
+            self._last_turn = time.monotonic()
             try:
                 claimed = await self._claim_and_start()
                 if time.monotonic() - last_reclaim > self.config.reclaim_seconds:
