@@ -32,14 +32,18 @@ class Proxied:
     public: str  # what a user types: nginx's address and the /notifyd prefix
 
 
-def render_config(shipped: str, listen: int, upstream: int, temp: Path) -> str:
-    """The shipped server block with the lines it says to adapt changed, inside the smallest
-    top-level config that runs nginx unprivileged in the foreground."""
-    server = shipped.replace("server 127.0.0.1:8089;", f"server 127.0.0.1:{upstream};").replace(
-        "listen 80;", f"listen 127.0.0.1:{listen};"
+def render_config(listen: int, upstream: int, temp: Path) -> str:
+    """The shipped upstream and server blocks with the lines they say to adapt changed,
+    inside the smallest top-level config that runs nginx in the foreground."""
+    folder = PROJECT_ROOT / "config" / "nginx"
+    upstream_block = (folder / "upstream.conf").read_text()
+    server = (folder / "notifyd.conf").read_text()
+    upstream_block = upstream_block.replace(
+        "server 127.0.0.1:8089;", f"server 127.0.0.1:{upstream};"
     )
+    server = server.replace("listen 80;", f"listen 127.0.0.1:{listen};")
     assert f"listen 127.0.0.1:{listen};" in server
-    assert f"server 127.0.0.1:{upstream};" in server
+    assert f"server 127.0.0.1:{upstream};" in upstream_block
     temps = "\n".join(
         f"    {name}_temp_path {temp / name};"
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -47,7 +51,7 @@ def render_config(shipped: str, listen: int, upstream: int, temp: Path) -> str:
     return (
         f"daemon off;\npid {temp / 'nginx.pid'};\nerror_log {temp / 'error.log'} warn;\n"
         "events { worker_connections 256; }\n"
-        f"http {{\n    access_log {temp / 'access.log'};\n{temps}\n{server}\n}}\n"
+        f"http {{\n    access_log {temp / 'access.log'};\n{temps}\n{upstream_block}\n{server}\n}}\n"
     )
 
 
@@ -77,8 +81,7 @@ def proxied(tmp_path: Path) -> Iterator[Proxied]:
     assert daemon.process is not None
     listen = free_port()
     config = tmp_path / "nginx.conf"
-    shipped = (PROJECT_ROOT / "config" / "nginx" / "notifyd.conf").read_text()
-    config.write_text(render_config(shipped, listen, daemon.port, tmp_path))
+    config.write_text(render_config(listen, daemon.port, tmp_path))
     process = subprocess.Popen(
         [nginx, "-c", str(config), "-e", str(tmp_path / "error.log")],
         stdout=subprocess.DEVNULL,
