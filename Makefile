@@ -20,7 +20,7 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 install: $(BIN)/notifyd
 
 run: install
-	$(BIN)/notifyd serve --config $(CONFIG)
+	$(BIN)/notifyd serve --config $(CONFIG) --data-dir data
 
 lint: install
 	$(BIN)/ruff format --check .

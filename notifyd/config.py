@@ -47,6 +47,17 @@ class Settings(BaseModel):
     # None: the example profiles shipped with notifyd (see shipped_folder).
     profiles_dir: Path | None = None
     service_modules: list[str] = Field(default_factory=lambda: ["notifyd.builtin_services"])
+    # Further plugin modules (notifyd.hooks): routes, commands, job events, metrics, ...
+    plugins: list[str] = Field(default_factory=list)
+    # Prometheus metrics at <base_path>/metrics (a plugin shipped with notifyd), answered only
+    # to these networks (after X-Forwarded-For from trusted_proxies).
+    metrics_enabled: bool = True
+    metrics_allowed_ips: list[IPNetwork] = Field(
+        default_factory=lambda: [
+            ipaddress.ip_network("127.0.0.0/8"),
+            ipaddress.ip_network("::1/128"),
+        ]
+    )
 
     provider_name: str = "notifyd"
     provider_company_url: str = ""
@@ -63,6 +74,10 @@ class Settings(BaseModel):
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     body_idle_seconds: float = Field(default=10.0, gt=0)
     body_budget_bytes: int = Field(default=33_554_432, ge=65_536)
+    # Connections open at once (more are answered 503 and closed), and how long a new
+    # connection may take to send its first request head (slowloris).
+    max_connections: int = Field(default=1024, ge=1)
+    head_timeout_seconds: float = Field(default=10.0, gt=0)
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from notifyd.access import check_api_url, normalise_api_url
 from notifyd.config import Settings
 from notifyd.errors import UnsupportedType
+from notifyd.hooks import Hooks, JobEvent, JobEventKind
 from notifyd.protocol import rpc
 from notifyd.records import Dialect, Notification, NotificationKind, Upload
 from notifyd.services import Registry, ServiceSpec
@@ -45,10 +46,18 @@ class UploadRequest:
 
 
 class Intake:
-    def __init__(self, *, storage: Storage, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        registry: Registry,
+        settings: Settings,
+        hooks: Hooks | None = None,
+    ) -> None:
         self.storage = storage
         self.registry = registry
         self.settings = settings
+        self.hooks = hooks
         self._wake: Callable[[], None] | None = None
 
     def wake_with(self, wake: Callable[[], None] | None) -> None:
@@ -81,8 +90,8 @@ class Intake:
             user_token=params.userToken,
         )
         stored = await self.storage.enqueue(notification, max_attempts=self.settings.max_attempts)
-        if stored.created and self._wake is not None:
-            self._wake()
+        if stored.created:
+            self._stored(stored.job_id, notification.service, str(kind))
         return Accepted(
             job_id=stored.job_id, duplicate=not stored.created, notification=notification
         )
@@ -120,6 +129,14 @@ class Intake:
             context_id=request.context_id,
         )
         stored = await self.storage.enqueue(upload, max_attempts=self.settings.max_attempts)
-        if stored.created and self._wake is not None:
-            self._wake()
+        if stored.created:
+            self._stored(stored.job_id, upload.service, "upload")
         return stored.job_id
+
+    def _stored(self, job_id: int, service: str, origin: str) -> None:
+        if self._wake is not None:
+            self._wake()
+        if self.hooks is not None:
+            self.hooks.job_event(
+                JobEvent(kind=JobEventKind.RECEIVED, job_id=job_id, service=service, origin=origin)
+            )

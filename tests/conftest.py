@@ -109,3 +109,24 @@ def ifc_samples() -> Path:
     if not (path / "README.md").is_file():
         pytest.skip(f"IFC samples not found at {path} (set NOTIFYD_IFC_SAMPLES)")
     return path
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a line of figures (counts, rates) for the run's summary: the attack-and-fault
+    suite prints what it proved, not only that it passed."""
+
+    def record(line: str) -> None:
+        _FIGURES.append(f"{request.node.name}: {line}")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _FIGURES:
+        terminalreporter.section("attack and fault figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from notifyd.config import Settings
 from notifyd.emulator import BimServerEmulator, RegisteredService
-from notifyd.plugins import load_registry
+from notifyd.plugins import load_hooks, load_registry, plugin_modules
 from notifyd.records import Dialect, Job, JobStatus
 from notifyd.storage.base import Storage
 from notifyd.web.app import create_app
@@ -150,7 +150,8 @@ async def _notifyd(
     tmp_path: Path, emulator: BimServerEmulator, overrides: dict[str, Any]
 ) -> AsyncIterator[Stack]:
     settings = stack_settings(tmp_path / "data", emulator.url, **overrides)
-    app = create_app(settings, load_registry(settings))
+    hooks = load_hooks(plugin_modules(settings))  # as `notifyd serve` does
+    app = create_app(settings, load_registry(settings, hooks), hooks)
     runner = web.AppRunner(app, **SERVER_OPTIONS)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

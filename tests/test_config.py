@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from notifyd.cli import main
 from notifyd.config import load_settings
 from notifyd.errors import ConfigError
+from notifyd.plugins import load_registry
 from tests.conftest import PROJECT_ROOT
 
 EXAMPLE = PROJECT_ROOT / "config" / "notifyd.example.toml"
@@ -19,8 +20,20 @@ EXAMPLE = PROJECT_ROOT / "config" / "notifyd.example.toml"
 def test_example_config_is_valid() -> None:
     settings = load_settings(EXAMPLE, environ={})
     assert settings.port == 8089
-    assert settings.profiles_dir == PROJECT_ROOT / "profiles"
-    assert settings.database_path == PROJECT_ROOT / "data" / "notifyd.sqlite3"
+    assert settings.profiles_dir is None  # the shipped profiles
+    assert settings.database_path == Path("/var/lib/notifyd/notifyd.sqlite3")
+
+
+def test_the_example_works_copied_to_etc_notifyd(tmp_path: Path) -> None:
+    """The README's host install copies it to /etc/notifyd: nothing in it may point at the
+    checkout it came from."""
+    etc = tmp_path / "etc" / "notifyd"
+    etc.mkdir(parents=True)
+    (etc / "notifyd.toml").write_text(EXAMPLE.read_text())
+    settings = load_settings(etc / "notifyd.toml", {"data_dir": tmp_path / "var"}, environ={})
+    registry = load_registry(settings)
+    assert len(registry.services) == 3
+    assert sum(len(p) for p in registry.profiles.values()) == 5
 
 
 def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> None:

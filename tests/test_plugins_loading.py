@@ -47,10 +47,19 @@ def test_a_module_without_register_services_is_named() -> None:
         plugins.load_services(["json"], use_entry_points=False)
 
 
-def test_a_service_declared_twice_is_refused() -> None:
-    specs = plugins.load_services(["notifyd.builtin_services"] * 2, use_entry_points=False)
+def test_a_service_declared_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    point = EntryPoint(
+        name="again", value="notifyd.builtin_services:register_services", group="notifyd.plugins"
+    )
+    monkeypatch.setattr(plugins, "entry_points", fake_entry_points(point))
+    specs = plugins.load_services(["notifyd.builtin_services"])
     with pytest.raises(StartupError, match="declared twice"):
         Registry.build(specs, [])
+
+
+def test_a_module_listed_twice_is_one_plugin() -> None:
+    specs = plugins.load_services(["notifyd.builtin_services"] * 2, use_entry_points=False)
+    assert len(specs) == len({s.identifier for s in specs})
 
 
 def test_a_handler_that_cannot_be_imported_is_refused() -> None:

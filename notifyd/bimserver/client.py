@@ -65,6 +65,20 @@ class ServerFacts:
         return known
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BimServerCall:
+    """One HTTP exchange with a BIMserver, for whoever watches (the metrics): ``outcome`` is
+    ok, exception (BIMserver answered with an exception), timeout, unreachable,
+    server_error (5xx, 429, or not a BIMserver answer) or http_error (another status)."""
+
+    method: str
+    outcome: str
+    seconds: float
+
+
+CallObserver = Callable[[BimServerCall], None]
+
+
 class BimServerClient:
     def __init__(
         self,
@@ -78,8 +92,10 @@ class BimServerClient:
         progress_poll: float = 0.05,
         download_timeout: float = 3600.0,
         download_gzip: bool = True,
+        observer: CallObserver | None = None,
     ) -> None:
         self.session = session
+        self.observer = observer
         self.api_url = api_url.rstrip("/")
         self.token = token
         self.dialect = dialect
@@ -136,6 +152,7 @@ class BimServerClient:
         """One POST to BIMserver, never following a redirect: the token stays with the
         allowlisted server. Network failures, 5xx and 429 are BimServerDown; a timeout is
         BimServerUnavailable."""
+        started = time.perf_counter()
         try:
             async with self.session.post(
                 f"{self.api_url}{path}",
@@ -147,21 +164,32 @@ class BimServerClient:
                 payload = await response.read()
                 status = response.status
         except TimeoutError as exc:
+            self.observe(name, "timeout", started)
             # BIMserver took the call and did not answer in time: the call may be too big for
             # the timeout, which waiting for the server cannot fix, so the attempt counts and
             # the server's other jobs go on.
             raise BimServerUnavailable(f"{name}: {describe_network_error(exc)}") from exc
         except aiohttp.ClientError as exc:
+            self.observe(name, "unreachable", started)
             raise BimServerDown(f"{name}: {describe_network_error(exc)}") from exc
         if status >= 500 or status == 429:
+            self.observe(name, "server_error", started)
             raise BimServerDown(f"{name}: BIMserver answered HTTP {status}")
+        if path != "/json":
+            self.observe(name, "ok" if status < 300 else "http_error", started)
         return status, payload
+
+    def observe(self, method: str, outcome: str, started: float) -> None:
+        if self.observer is not None:
+            seconds = time.perf_counter() - started
+            self.observer(BimServerCall(method=method, outcome=outcome, seconds=seconds))
 
     async def _post(
         self, body: dict[str, Any], name: str, timeout: float | None, *, batch: bool = False
     ) -> list[envelope.Outcome]:
         if self.token is not None:
             body["token"] = self.token
+        started = time.perf_counter()
         status, payload = await self.post(
             "/json",
             name,
@@ -170,19 +198,24 @@ class BimServerClient:
             timeout=timeout or self.call_timeout,
         )
         if status == 404:
+            self.observe(name, "server_error", started)
             # Tomcat answers 404 while it (re)deploys BIMserver's web application.
             raise BimServerDown(f"{name}: no BIMserver JSON API at {self.api_url}/json (HTTP 404)")
         if status != 200:
+            self.observe(name, "http_error", started)
             # JsonApiServlet answers 403 to a refused Origin; other codes come from a proxy.
             raise BimServerError(
                 f"HTTP {status} from {self.api_url}/json", call=name, permanent=True
             )
         try:
-            return envelope.read_answer(orjson.loads(payload), batch=batch)
+            outcomes = envelope.read_answer(orjson.loads(payload), batch=batch)
         except (orjson.JSONDecodeError, envelope.MalformedAnswer) as exc:
+            self.observe(name, "server_error", started)
             raise BimServerDown(
                 f"{name}: not a BIMserver answer ({exc}): {payload[:120]!r}"
             ) from exc
+        self.observe(name, "exception" if any(o.failed for o in outcomes) else "ok", started)
+        return outcomes
 
 
 async def detect_dialect(

@@ -189,6 +189,30 @@ async def wait_until_prepared(
 
 
 async def _stream(client: BimServerClient, topic_id: int, serializer_oid: int, dest: Path) -> int:
+    """The raw download from the servlet, observed as the call ``/download`` (beside the JSON
+    method ``download`` that prepared it)."""
+    started = time.perf_counter()
+    try:
+        size = await _stream_file(client, topic_id, serializer_oid, dest)
+    except _NoRawDownload:
+        client.observe("/download", "http_error", started)
+        raise
+    except BimServerDown:
+        client.observe("/download", "unreachable", started)
+        raise
+    except BimServerUnavailable:
+        client.observe("/download", "timeout", started)
+        raise
+    except BimServerError:
+        client.observe("/download", "exception", started)
+        raise
+    client.observe("/download", "ok", started)
+    return size
+
+
+async def _stream_file(
+    client: BimServerClient, topic_id: int, serializer_oid: int, dest: Path
+) -> int:
     params = {"token": client.token or "", "topicId": str(topic_id)}
     if client.dialect is Dialect.BIMSIE1:
         params.update(longActionId=str(topic_id), serializerOid=str(serializer_oid))

@@ -13,7 +13,7 @@ from typing import Any
 import click
 import structlog
 
-from notifyd.cli.common import config_option, registry_or_exit, settings_or_exit
+from notifyd.cli.common import config_option, plugins_or_exit, registry_or_exit, settings_or_exit
 from notifyd.cli.emulator import emulator_command
 from notifyd.cli.grants import accounts, oauth
 from notifyd.cli.jobs import jobs
@@ -69,7 +69,7 @@ def serve(
         config_path, host=host, port=port, data_dir=data_dir, log_format=log_format
     )
     configure_logging(settings.log_format, settings.log_level)
-    registry = registry_or_exit(settings)
+    hooks, registry = plugins_or_exit(settings)
     _tune_process()
     log = structlog.get_logger("notifyd")
     log.info(
@@ -88,7 +88,7 @@ def serve(
         )
     overrides = {"host": host, "port": port, "data_dir": data_dir, "log_format": log_format}
     server = Server(
-        create_app(settings, registry),
+        create_app(settings, registry, hooks),
         load_settings=lambda: load_settings(config_path, overrides),
         access_log_class=make_access_logger(settings.secret_path),
         **SERVER_OPTIONS,
@@ -207,13 +207,13 @@ def worker(config_path: Path | None, concurrency: int | None, burst: bool) -> No
 
     settings = settings_or_exit(config_path, worker_concurrency=concurrency)
     configure_logging(settings.log_format, settings.log_level)
-    registry = registry_or_exit(settings)
+    hooks, registry = plugins_or_exit(settings)
     _tune_process()
 
     async def run() -> None:
         async with (
             open_storage(settings) as storage,
-            open_worker(settings, storage, registry) as work,
+            open_worker(settings, storage, registry, hooks) as work,
         ):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -284,3 +284,19 @@ main.add_command(accounts)
 main.add_command(oauth)
 main.add_command(export_command)
 main.add_command(import_command)
+
+
+def _plugin_commands() -> None:
+    """Subcommands from plugins installed as packages (entry points): the command line is
+    built before any config names modules. A plugin that fails to load is reported when a
+    command needs it, not here, so that `notifyd --help` always works."""
+    from notifyd.plugins import load_hooks
+
+    try:
+        hooks = load_hooks([], use_entry_points=True)
+    except NotifydError:
+        return
+    hooks.register_commands(main)
+
+
+_plugin_commands()

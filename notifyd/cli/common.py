@@ -12,7 +12,8 @@ import click
 
 from notifyd.config import Settings, load_settings
 from notifyd.errors import NotifydError
-from notifyd.plugins import load_registry
+from notifyd.hooks import Hooks
+from notifyd.plugins import load_hooks, load_registry, plugin_modules
 from notifyd.services import Registry
 from notifyd.storage import Storage
 
@@ -35,8 +36,14 @@ def settings_or_exit(config_path: Path | None, **overrides: Any) -> Settings:
 
 
 def registry_or_exit(settings: Settings) -> Registry:
+    return plugins_or_exit(settings)[1]
+
+
+def plugins_or_exit(settings: Settings) -> tuple[Hooks, Registry]:
+    """The plugins of the settings and the registry of their services."""
     try:
-        return load_registry(settings)
+        hooks = load_hooks(plugin_modules(settings))
+        return hooks, load_registry(settings, hooks)
     except NotifydError as exc:
         raise click.ClickException(exc.message) from exc
 

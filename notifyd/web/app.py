@@ -10,6 +10,7 @@ from aiohttp import web
 
 from notifyd.bots.oauth import OAuthProvider
 from notifyd.config import Settings
+from notifyd.hooks import Hooks
 from notifyd.intake import Intake
 from notifyd.job_events import JobEvents
 from notifyd.services import Registry
@@ -20,6 +21,7 @@ from notifyd.web.keys import (
     BODY_BUDGET,
     BODY_LIMITS,
     GRANTS,
+    HOOKS,
     INTAKE,
     JOB_EVENTS,
     LIFECYCLE,
@@ -30,6 +32,7 @@ from notifyd.web.keys import (
     WORKER,
 )
 from notifyd.web.lifecycle import Lifecycle
+from notifyd.web.metrics import PrometheusMetrics
 from notifyd.web.middlewares import request_middleware
 from notifyd.worker import running_worker
 
@@ -37,7 +40,9 @@ from notifyd.worker import running_worker
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_storage(app[SETTINGS]) as storage:
         app[STORAGE] = storage
-        app[INTAKE] = Intake(storage=storage, registry=app[REGISTRY], settings=app[SETTINGS])
+        app[INTAKE] = Intake(
+            storage=storage, registry=app[REGISTRY], settings=app[SETTINGS], hooks=app[HOOKS]
+        )
         app[GRANTS] = grants_of(storage)
         app[OAUTH] = OAuthProvider(
             store=app[GRANTS], registry=app[REGISTRY], settings=app[SETTINGS]
@@ -47,7 +52,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     async with running_worker(
-        app[SETTINGS], app[STORAGE], app[REGISTRY], events=app[JOB_EVENTS]
+        app[SETTINGS], app[STORAGE], app[REGISTRY], app[HOOKS], events=app[JOB_EVENTS]
     ) as worker:
         app[WORKER] = worker
         app[INTAKE].wake_with(worker.wake)
@@ -57,7 +62,19 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
             app[INTAKE].wake_with(None)
 
 
-def create_app(settings: Settings, registry: Registry) -> web.Application:
+async def _plugins_started(app: web.Application) -> None:
+    await app[HOOKS].startup(app)
+
+
+async def _plugins_stopped(app: web.Application) -> None:
+    await app[HOOKS].shutdown(app)
+
+
+def create_app(
+    settings: Settings, registry: Registry, hooks: Hooks | None = None
+) -> web.Application:
+    """``hooks``: the plugins loaded with the registry; none given, only notifyd's own (the
+    metrics, unless disabled) take part."""
     # aiohttp's own limit stays above ours so that our handler can answer oversized
     # bodies with BIMserver's JSON error instead of aiohttp's plain 413 (see web.body).
     app = web.Application(
@@ -66,6 +83,10 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     )
     app[SETTINGS] = settings
     app[REGISTRY] = registry
+    hooks = hooks or Hooks()
+    if settings.metrics_enabled:
+        hooks.register(PrometheusMetrics(), "notifyd.metrics")
+    app[HOOKS] = hooks
     app[JOB_EVENTS] = JobEvents()
     app.cleanup_ctx.append(storage_ctx)
     if settings.run_worker:
@@ -86,6 +107,11 @@ def create_app(settings: Settings, registry: Registry) -> web.Application:
     bots.add_routes(app, settings.base_path)
     oauth.add_routes(app, settings.base_path)
     resources.add_routes(app, settings.base_path, settings.bots_max_upload_bytes)
+    hooks.register_routes(app)
+    # After the database and the worker started (cleanup contexts run first), and after the
+    # worker drained.
+    app.on_startup.append(_plugins_started)
+    app.on_cleanup.append(_plugins_stopped)
     aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("notifyd.web", "templates"), autoescape=True
     )

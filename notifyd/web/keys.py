@@ -6,6 +6,7 @@ from aiohttp import web
 
 from notifyd.bots.oauth import OAuthProvider
 from notifyd.config import Settings
+from notifyd.hooks import Hooks
 from notifyd.intake import Intake
 from notifyd.job_events import JobEvents
 from notifyd.services import Registry
@@ -25,4 +26,5 @@ WORKER = web.AppKey("worker", Worker)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+HOOKS = web.AppKey("hooks", Hooks)
 REQUEST_ID = web.RequestKey("request_id", str)

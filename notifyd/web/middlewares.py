@@ -5,14 +5,16 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import time
 
 import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
+from notifyd.hooks import HttpRequest
 from notifyd.protocol.rpc import exception_body
-from notifyd.web.keys import REQUEST_ID
+from notifyd.web.keys import HOOKS, REQUEST_ID, SETTINGS
 
 log = structlog.get_logger("notifyd.web")
 
@@ -33,10 +35,14 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         request_id = f"{_PROCESS_PREFIX}-{next(_request_numbers)}"
     request[REQUEST_ID] = request_id
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
     try:
         response = await handler(request)
+        status = response.status
     except web.HTTPException as exc:
         exc.headers["X-Request-Id"] = request_id
+        status = exc.status
         raise
     except Exception:
         log.exception("request_failed", path=request.rel_url.path)
@@ -44,10 +50,32 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             exception_body(f"notifyd failed to handle the request (request id {request_id})"),
             status=200 if request.path.endswith("/json") else 500,
         )
+        status = response.status
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
+        request.app[HOOKS].http_request(
+            HttpRequest(
+                route=_route_label(request),
+                method=request.method,
+                status=status,
+                seconds=time.perf_counter() - started,
+            )
+        )
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+def _route_label(request: web.Request) -> str:
+    """The route's pattern with the secret path segment hidden; "unmatched" for a path no
+    route serves (raw paths would give any caller a new series and could hold a secret)."""
+    resource = request.match_info.route.resource
+    if resource is None:  # aiohttp's SystemRoute: 404 or 405 before any handler
+        return "unmatched"
+    pattern = resource.canonical
+    secret = request.app[SETTINGS].secret_path
+    if secret:
+        pattern = pattern.replace(f"/{secret}/", "/[secret]/")
+    return pattern
 
 
 class AccessLogger(AbstractAccessLogger):

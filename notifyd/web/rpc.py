@@ -18,12 +18,13 @@ from aiohttp import web
 
 from notifyd.access import check_client_ip, client_ip
 from notifyd.errors import Forbidden, ProtocolError, StorageError
+from notifyd.hooks import JsonCall
 from notifyd.protocol import rpc
 from notifyd.records import NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
 from notifyd.web.body import BodyError, read_body
 from notifyd.web.forwarded import public_settings
-from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, INTAKE, REGISTRY, SETTINGS
+from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, HOOKS, INTAKE, REGISTRY, SETTINGS
 
 log = structlog.get_logger("notifyd.rpc")
 
@@ -49,6 +50,7 @@ async def handle_json(request: web.Request) -> web.Response:
             403 if isinstance(exc, Forbidden) else exc.status if isinstance(exc, BodyError) else 200
         )
         log.info("json_request", status=status, error=exc.message, **_timing(started))
+        request.app[HOOKS].json_call(JsonCall(method="invalid", dialect="", outcome="refused"))
         return _json_response(rpc.exception_body(exc.message), status=status)
 
     if len(envelope.calls) == 1:
@@ -77,6 +79,28 @@ class _Outcome:
 
 
 async def _answer(request: web.Request, call: rpc.Call | ProtocolError) -> _Outcome:
+    outcome = await _outcome(request, call)
+    request.app[HOOKS].json_call(
+        JsonCall(
+            method=outcome.summary.get("method", "invalid"),
+            dialect=outcome.summary.get("dialect", ""),
+            outcome=_verdict(outcome),
+        )
+    )
+    return outcome
+
+
+def _verdict(outcome: _Outcome) -> str:
+    if outcome.failed:
+        return "not_stored"
+    if "error" in outcome.summary:
+        return "refused"
+    if "job_id" in outcome.summary:
+        return "duplicate" if outcome.summary["duplicate"] else "queued"
+    return "answered"
+
+
+async def _outcome(request: web.Request, call: rpc.Call | ProtocolError) -> _Outcome:
     if isinstance(call, ProtocolError):
         return _Outcome(rpc.exception_body(call.message), {"error": call.message})
     summary: dict[str, Any] = {"method": call.method, "dialect": str(call.dialect)}

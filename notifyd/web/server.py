@@ -24,6 +24,7 @@ from notifyd.errors import NotifydError
 from notifyd.logs import configure_logging
 from notifyd.reload import prepare_reload
 from notifyd.systemd_notify import SystemdNotifier
+from notifyd.web.guard import ConnectionLimits, GuardedTCPSite
 from notifyd.web.keys import INTAKE, LIFECYCLE, OAUTH, REGISTRY, SETTINGS
 
 log = structlog.get_logger("notifyd")
@@ -49,7 +50,13 @@ class Server:
         loop = asyncio.get_running_loop()
         await self.runner.setup()
         try:
-            site = web.TCPSite(self.runner, self.settings.host, self.settings.port)
+            self.limits = ConnectionLimits(
+                max_connections=self.settings.max_connections,
+                head_timeout=self.settings.head_timeout_seconds,
+            )
+            site = GuardedTCPSite(
+                self.runner, self.settings.host, self.settings.port, limits=self.limits
+            )
             await site.start()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._stopping, signum)

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from notifyd.config import Settings
+from notifyd.hooks import Hooks
 from notifyd.retry import RetryPolicy
 from notifyd.runner import ServicePool
 from notifyd.services import Registry
@@ -23,9 +24,14 @@ from notifyd.worker.upload_binding import UploadBindings
 
 @asynccontextmanager
 async def open_worker(
-    settings: Settings, storage: Storage, registry: Registry, **overrides: Any
+    settings: Settings,
+    storage: Storage,
+    registry: Registry,
+    hooks: Hooks | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Worker]:
-    """A worker with its HTTP session and service processes, not yet running."""
+    """A worker with its HTTP session and service processes, not yet running; it tells
+    ``hooks`` of every job event and BIMserver call."""
     async with aiohttp.ClientSession() as session:
         pool = ServicePool(settings.worker_concurrency, memory_limit_mb=settings.memory_limit_mb)
         await pool.start()
@@ -37,6 +43,7 @@ async def open_worker(
                     options=BimServerOptions(
                         call_timeout=settings.bimserver_timeout_seconds,
                         download_gzip=settings.download_gzip,
+                        observer=hooks.bimserver_call if hooks is not None else None,
                     ),
                 ),
                 uploads=UploadBindings(
@@ -57,6 +64,7 @@ async def open_worker(
                     cap_seconds=settings.retry_cap_seconds,
                     outage_cap_seconds=settings.outage_probe_cap_seconds,
                 ),
+                hooks=hooks,
                 **overrides,
             )
             await storage.subscribe(worker.wake)
@@ -67,10 +75,14 @@ async def open_worker(
 
 @asynccontextmanager
 async def running_worker(
-    settings: Settings, storage: Storage, registry: Registry, **overrides: Any
+    settings: Settings,
+    storage: Storage,
+    registry: Registry,
+    hooks: Hooks | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Worker]:
     """A worker working until the block ends; leaving the block drains it."""
-    async with open_worker(settings, storage, registry, **overrides) as worker:
+    async with open_worker(settings, storage, registry, hooks, **overrides) as worker:
         task = asyncio.create_task(worker.run(), name="notifyd-worker")
         try:
             yield worker

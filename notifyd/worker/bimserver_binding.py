@@ -17,7 +17,7 @@ import aiohttp
 import structlog
 
 from notifyd.bimserver import progress, writeback
-from notifyd.bimserver.client import BimServerClient, ServerCache
+from notifyd.bimserver.client import BimServerClient, CallObserver, ServerCache
 from notifyd.bimserver.download import download_revision
 from notifyd.errors import (
     BimServerError,
@@ -48,6 +48,7 @@ class BimServerOptions:
     call_timeout: float = 60.0
     download_gzip: bool = True
     progress_interval: float = 1.0
+    observer: CallObserver | None = None  # told of every exchange with a BIMserver
 
 
 class BimServerBindings:
@@ -77,6 +78,7 @@ class BimServerBindings:
             facts=facts,
             call_timeout=self.options.call_timeout,
             download_gzip=self.options.download_gzip,
+            observer=self.options.observer,
         )
         return Binding(
             source=RevisionSource(client, job, spec, self.storage),

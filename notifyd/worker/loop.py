@@ -24,6 +24,7 @@ import structlog
 
 from notifyd.config import Settings
 from notifyd.errors import BimServerDown, BimServerUnavailable, JobCancelled, StorageError
+from notifyd.hooks import Hooks, JobEventKind, job_event
 from notifyd.job_events import JobEvents
 from notifyd.logs import describe_failure, scrub_text
 from notifyd.records import Job, JobResult, JobStatus
@@ -98,8 +99,10 @@ class Worker:
         retry_policy: RetryPolicy | None = None,
         worker_id: str | None = None,
         events: JobEvents | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.storage = storage
+        self.hooks = hooks
         self.pipeline = pipeline
         self.config = config
         self.retry_policy = retry_policy or RetryPolicy(rng=random.Random())
@@ -174,7 +177,9 @@ class Worker:
             one_per_project=self.config.one_job_per_project,
         )
         self._idle_claim = not claimed
+        now = time.time()
         for job in claimed:
+            self._announce(JobEventKind.CLAIMED, job, waited_seconds=max(0.0, now - job.run_after))
             task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._finished, job.id))
@@ -248,7 +253,7 @@ class Worker:
             await asyncio.shield(self._release(job))
             raise
         except Exception as exc:
-            await asyncio.shield(self._record_failure(job, exc))
+            await asyncio.shield(self._record_failure(job, exc, started))
         else:
             await asyncio.shield(self._complete(job, result, started))
         finally:
@@ -296,8 +301,9 @@ class Worker:
             _outcome_not_recorded(exc)
             return
         log.info("job_succeeded", **result.to_record())
+        self._announce(JobEventKind.SUCCEEDED, job, took_seconds=time.monotonic() - started)
 
-    async def _record_failure(self, job: Job, exc: BaseException) -> None:
+    async def _record_failure(self, job: Job, exc: BaseException, started: float) -> None:
         server = job.server
         message = describe_failure(exc)
         spend_attempt = True
@@ -331,6 +337,12 @@ class Worker:
         except StorageError as failure:
             _outcome_not_recorded(failure)
             return
+        self._announce(
+            _ENDED_AS.get(updated.status, JobEventKind.FAILED),
+            job,
+            took_seconds=time.monotonic() - started,
+            error=message,
+        )
         log.warning(
             "job_failed",
             error=message,
@@ -343,6 +355,10 @@ class Worker:
             ),
         )
 
+    def _announce(self, kind: JobEventKind, job: Job, **fields: Any) -> None:
+        if self.hooks is not None:
+            self.hooks.job_event(job_event(kind, job, **fields))
+
     async def _release(self, job: Job) -> None:
         try:
             await self.storage.release(job.id, worker_id=self.worker_id)
@@ -353,6 +369,9 @@ class Worker:
 
     async def _step(self, job: Job, name: str, value: Any) -> None:
         await self.storage.record_step(job.id, worker_id=self.worker_id, name=name, value=value)
+
+
+_ENDED_AS = {JobStatus.DEAD: JobEventKind.DEAD, JobStatus.CANCELLED: JobEventKind.CANCELLED}
 
 
 def _outcome_not_recorded(exc: StorageError) -> None:
