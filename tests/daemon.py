@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -29,9 +30,13 @@ class Daemon:
         *,
         env: dict[str, str] | None = None,
         config: Path | None = None,
+        preexec: Callable[[], None] | None = None,
     ) -> None:
+        """``preexec`` runs in the child before notifyd starts (resource limits for fault
+        tests)."""
         self.data_dir = data_dir
         self.config = config
+        self.preexec = preexec
         self.extra_env = {"NOTIFYD_RUN_WORKER": "false", **(env or {})}
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -72,6 +77,7 @@ class Daemon:
                 cwd=PROJECT_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec,
             )
 
     async def wait_ready(self, within: float = 20.0) -> None:

@@ -12,6 +12,8 @@ from notifyd.records import AttemptOutcome, JobStatus
 from tests.ifc_factory import build_model
 from tests.stack import running_stack, wait_for_jobs
 
+pytestmark = pytest.mark.attack  # the attack-and-fault suite: -m attack
+
 # With FAST_WORKER's retry settings (0.05 s base, 0.2 s cap, 5 attempts), a job used to be
 # dead within about a second of BIMserver going away; this outage lasts six times as long.
 OUTAGE_SECONDS = 6.0

@@ -15,7 +15,7 @@ from notifyd.storage.sqlite import SqliteStorage
 from tests.daemon import Daemon
 from tests.ifc_factory import build_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.attack]
 
 JOBS = 50
 

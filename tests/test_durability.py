@@ -13,7 +13,7 @@ from notifyd.storage.sqlite import SqliteStorage
 from tests.daemon import Daemon
 from tests.factories import make_envelope
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.attack]
 
 
 async def test_answered_notifications_survive_sigkill_and_restart(tmp_path: Path) -> None:

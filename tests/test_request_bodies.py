@@ -14,6 +14,8 @@ import pytest
 from notifyd.web.keys import BODY_BUDGET, STORAGE
 from tests.factories import make_envelope
 
+pytestmark = pytest.mark.attack  # the attack-and-fault suite: -m attack
+
 
 async def _raw(client: Any, head: bytes, body: bytes = b"") -> tuple[asyncio.StreamReader, Any]:
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)

@@ -13,6 +13,8 @@ from notifyd.storage import sqlite as backend
 from notifyd.storage.sqlite import SqliteStorage
 from tests.factories import make_envelope, make_notification
 
+pytestmark = pytest.mark.attack  # the attack-and-fault suite: -m attack
+
 
 async def test_a_failing_insert_is_reported_and_the_next_one_stored(
     storage: SqliteStorage, monkeypatch: pytest.MonkeyPatch

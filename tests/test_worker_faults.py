@@ -18,6 +18,8 @@ from notifyd.records import (
 from tests.ifc_factory import build_model
 from tests.stack import running_stack, wait_for_jobs, wait_for_status
 
+pytestmark = pytest.mark.attack  # the attack-and-fault suite: -m attack
+
 # (fault, target, times, what the failed attempt's error says). A dropped GET is repeated once
 # by aiohttp itself on a fresh connection, so that fault must happen twice to reach notifyd.
 TRANSIENT = [
