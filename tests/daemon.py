@@ -115,3 +115,18 @@ class Daemon:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def worker_env(api_url: str, **extra: str) -> dict[str, str]:
+    """A daemon that runs its worker fast against the BIMserver (emulator) at ``api_url``,
+    with the test services loaded: for crash and recovery tests."""
+    return {
+        "NOTIFYD_RUN_WORKER": "true",
+        "NOTIFYD_ALLOWED_API_URLS": api_url,
+        "NOTIFYD_SERVICE_MODULES": "notifyd.builtin_services,tests.plugins.services",
+        "NOTIFYD_POLL_SECONDS": "0.05",
+        "NOTIFYD_WORKER_CONCURRENCY": "4",
+        "NOTIFYD_ONE_JOB_PER_PROJECT": "false",
+        "NOTIFYD_RETRY_BASE_SECONDS": "0.05",
+        **extra,
+    }

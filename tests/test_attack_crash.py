@@ -18,7 +18,7 @@ from notifyd.emulator import BimServerEmulator
 from notifyd.emulator.notifier import ServiceCallFailed
 from notifyd.records import JobStatus
 from notifyd.storage.sqlite import SqliteStorage
-from tests.daemon import Daemon
+from tests.daemon import Daemon, worker_env
 from tests.ifc_factory import build_model
 
 pytestmark = [pytest.mark.attack, pytest.mark.slow]
@@ -34,20 +34,14 @@ async def test_random_sigkills_lose_no_acknowledged_notification_and_write_nothi
     rng = random.Random(SEED)
     model = build_model(tmp_path / "model.ifc")
     async with BimServerEmulator(data_dir=tmp_path) as emulator:
-        env = {
-            "NOTIFYD_RUN_WORKER": "true",
-            "NOTIFYD_ALLOWED_API_URLS": emulator.url,
-            "NOTIFYD_SERVICE_MODULES": "notifyd.builtin_services,tests.plugins.services",
-            "NOTIFYD_POLL_SECONDS": "0.05",
-            "NOTIFYD_WORKER_CONCURRENCY": "4",
-            "NOTIFYD_ONE_JOB_PER_PROJECT": "false",
-            "NOTIFYD_RETRY_BASE_SECONDS": "0.05",
-            "NOTIFYD_RETRY_CAP_SECONDS": "0.5",
-            "NOTIFYD_LEASE_SECONDS": "2",
-            "NOTIFYD_HEARTBEAT_SECONDS": "0.5",
-            "NOTIFYD_RECLAIM_SECONDS": "0.5",
-            "NOTIFYD_MAX_ATTEMPTS": "50",  # every kill may cost running jobs an attempt
-        }
+        env = worker_env(
+            emulator.url,
+            NOTIFYD_RETRY_CAP_SECONDS="0.5",
+            NOTIFYD_LEASE_SECONDS="2",
+            NOTIFYD_HEARTBEAT_SECONDS="0.5",
+            NOTIFYD_RECLAIM_SECONDS="0.5",
+            NOTIFYD_MAX_ATTEMPTS="50",  # every kill may cost running jobs an attempt
+        )
         daemon = Daemon(tmp_path / "data", env=env)
         await daemon.start()
         service = await emulator.add_service(daemon.url, "test-brief")

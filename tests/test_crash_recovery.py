@@ -12,7 +12,7 @@ import pytest
 from notifyd.emulator import BimServerEmulator
 from notifyd.records import JobStatus
 from notifyd.storage.sqlite import SqliteStorage
-from tests.daemon import Daemon
+from tests.daemon import Daemon, worker_env
 from tests.ifc_factory import build_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.attack]
@@ -30,16 +30,7 @@ async def test_sigkill_while_services_run_loses_nothing_and_writes_nothing_twice
 ) -> None:
     model = build_model(tmp_path / "model.ifc")
     async with BimServerEmulator(data_dir=tmp_path) as emulator:
-        env = {
-            "NOTIFYD_RUN_WORKER": "true",
-            "NOTIFYD_ALLOWED_API_URLS": emulator.url,
-            "NOTIFYD_SERVICE_MODULES": "notifyd.builtin_services,tests.plugins.services",
-            "NOTIFYD_POLL_SECONDS": "0.05",
-            "NOTIFYD_WORKER_CONCURRENCY": "4",
-            "NOTIFYD_ONE_JOB_PER_PROJECT": "false",
-            "NOTIFYD_RETRY_BASE_SECONDS": "0.05",
-        }
-        daemon = Daemon(tmp_path / "data", env=env)
+        daemon = Daemon(tmp_path / "data", env=worker_env(emulator.url))
         database = daemon.data_dir / "notifyd.sqlite3"
         await daemon.start()
         try:

@@ -194,17 +194,9 @@ async def _stream(client: BimServerClient, topic_id: int, serializer_oid: int, d
     started = time.perf_counter()
     try:
         size = await _stream_file(client, topic_id, serializer_oid, dest)
-    except _NoRawDownload:
-        client.observe("/download", "http_error", started)
-        raise
-    except BimServerDown:
-        client.observe("/download", "unreachable", started)
-        raise
-    except BimServerUnavailable:
-        client.observe("/download", "timeout", started)
-        raise
-    except BimServerError:
-        client.observe("/download", "exception", started)
+    except Exception as exc:
+        outcome = next((o for kind, o in _DOWNLOAD_OUTCOMES if isinstance(exc, kind)), "error")
+        client.observe("/download", outcome, started)
         raise
     client.observe("/download", "ok", started)
     return size
@@ -270,3 +262,13 @@ async def _cleanup(client: BimServerClient, topic_id: int) -> None:
 
 class _NoRawDownload(Exception):
     """The raw /download servlet cannot serve this download; use getDownloadData."""
+
+
+# How a failed raw download is counted (first match; BimServerError last: the others are
+# its kinds).
+_DOWNLOAD_OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
+    (_NoRawDownload, "http_error"),
+    (BimServerDown, "unreachable"),
+    (BimServerUnavailable, "timeout"),
+    (BimServerError, "exception"),
+)
