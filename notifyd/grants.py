@@ -18,6 +18,8 @@ class Account:
     name: str
     password_hash: str
     created_at: float
+    email: str | None = None  # the sign-in of the accounts API (BIM-bots accounts have none)
+    is_admin: bool = False
 
 
 class ClientStyle(StrEnum):

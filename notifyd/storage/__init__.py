@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from notifyd.config import Settings
-from notifyd.storage.base import GrantStore, Storage
+from notifyd.storage.base import AccountStore, GrantStore, Storage
 
 
 @asynccontextmanager
@@ -41,4 +41,18 @@ def grants_of(storage: Storage) -> GrantStore:
     raise TypeError(f"no grant store for {type(storage).__name__}")
 
 
-__all__ = ["GrantStore", "Storage", "grants_of", "open_storage"]
+def accounts_of(storage: Storage) -> AccountStore:
+    """Accounts' user tokens, private profiles and credit, in the same database as the jobs."""
+    from notifyd.storage.postgres import PostgresStorage
+    from notifyd.storage.postgres_accounts import PostgresAccounts
+    from notifyd.storage.sqlite import SqliteStorage
+    from notifyd.storage.sqlite_accounts import SqliteAccounts
+
+    if isinstance(storage, PostgresStorage):
+        return PostgresAccounts(storage)
+    if isinstance(storage, SqliteStorage):
+        return SqliteAccounts(storage)
+    raise TypeError(f"no account store for {type(storage).__name__}")
+
+
+__all__ = ["AccountStore", "GrantStore", "Storage", "accounts_of", "grants_of", "open_storage"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from notifyd.account_records import LedgerEntry, PrivateProfile, UserToken
 from notifyd.grants import Account, AuthorizationCode, IssuedToken, OAuthClient, TokenKind
 from notifyd.records import (
     Attempt,
@@ -164,3 +165,63 @@ class GrantStore(Protocol):
         then revoked)."""
 
     async def revoke(self, *, client_id: str | None = None, account: str | None = None) -> int: ...
+
+
+class AccountStore(Protocol):
+    """User tokens, private profiles and the credit ledger of accounts (``account_records``);
+    the same contract on every backend (tests/test_account_store_contract.py)."""
+
+    async def account_by_email(self, email: str) -> Account | None: ...
+
+    async def set_email(self, name: str, email: str) -> bool:
+        """False when another account has the e-mail, or there is no such account."""
+        ...
+
+    async def set_admin(self, name: str, is_admin: bool) -> bool: ...
+
+    async def accounts(self) -> list[tuple[Account, int]]:
+        """Every account with its balance."""
+        ...
+
+    async def add_user_token(self, token: UserToken) -> None: ...
+
+    async def user_tokens(self, account: str) -> list[UserToken]: ...
+
+    async def revoke_user_token(self, account: str, token_id: str, now: float) -> bool: ...
+
+    async def account_of_token(self, token_hash: str) -> Account | None:
+        """The account of a live (not revoked) user token."""
+        ...
+
+    async def save_profile(self, profile: PrivateProfile) -> bool:
+        """Create or replace; True when it was created."""
+        ...
+
+    async def private_profile(
+        self, account: str, service: str, identifier: str
+    ) -> PrivateProfile | None: ...
+
+    async def private_profiles(self, account: str, service: str | None) -> list[PrivateProfile]: ...
+
+    async def delete_profile(self, account: str, service: str, identifier: str) -> bool: ...
+
+    async def balance(self, account: str) -> int: ...
+
+    async def credit(self, account: str, amount: int, note: str, now: float) -> int:
+        """The new balance."""
+        ...
+
+    async def charge(self, account: str, job_key: str, amount: int, note: str, now: float) -> bool:
+        """Charge ``amount`` for the job ``job_key`` unless it was charged before (True then
+        too); False, charging nothing, when the balance is below ``amount``."""
+        ...
+
+    async def refund(self, job_key: str, note: str, now: float) -> bool:
+        """Give back the job's charge, once; False when there was none or it was refunded."""
+        ...
+
+    async def refund_dead(self, now: float) -> int:
+        """Refund every charged job that is dead and not yet refunded; how many."""
+        ...
+
+    async def ledger(self, account: str) -> list[LedgerEntry]: ...

@@ -8,7 +8,7 @@ import asyncpg
 
 from notifyd.grants import Account, AuthorizationCode, IssuedToken, OAuthClient, TokenKind
 from notifyd.storage.postgres import PostgresStorage
-from notifyd.storage.rows import client_from_row, token_from_row
+from notifyd.storage.rows import account_from_row, client_from_row, token_from_row
 
 
 class PostgresGrants:
@@ -37,7 +37,7 @@ class PostgresGrants:
 
     async def account(self, name: str) -> Account | None:
         row = await self.pool.fetchrow("SELECT * FROM accounts WHERE name = $1", name)
-        return Account(**dict(row)) if row else None
+        return account_from_row(row) if row else None
 
     async def register_client(self, client: OAuthClient, secret_hash: str) -> OAuthClient:
         key = json.dumps(sorted(client.redirect_uris))

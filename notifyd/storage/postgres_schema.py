@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from notifyd.errors import StartupError
+from notifyd.storage.account_schema import ACCOUNT_TABLES
 
 # pg_advisory_xact_lock key: "notifyd" in ASCII.
 MIGRATION_LOCK = 0x6E6F74696679
@@ -179,6 +180,7 @@ MIGRATIONS: Sequence[tuple[int, str, str]] = (
         CREATE INDEX oauth_tokens_account ON oauth_tokens (account);
         """,
     ),
+    (3, "user tokens, private profiles and credit", ";\n".join(ACCOUNT_TABLES)),
 )
 
 LATEST = MIGRATIONS[-1][0]

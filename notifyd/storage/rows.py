@@ -7,7 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from notifyd.grants import ClientStyle, IssuedToken, OAuthClient, TokenKind
+from notifyd.account_records import LedgerEntry, LedgerKind, PrivateProfile, UserToken
+from notifyd.grants import Account, ClientStyle, IssuedToken, OAuthClient, TokenKind
 from notifyd.job_rules import Transition
 from notifyd.records import UPLOAD_KIND, Notification, Origin
 
@@ -128,3 +129,25 @@ def token_from_row(row: Mapping[str, Any]) -> IssuedToken:
         family=row["family"],
         expires_at=row["expires_at"],
     )
+
+
+def account_from_row(row: Mapping[str, Any]) -> Account:
+    return Account(
+        name=row["name"],
+        password_hash=row["password_hash"],
+        created_at=row["created_at"],
+        email=row["email"],
+        is_admin=bool(row["is_admin"]),
+    )
+
+
+def user_token_from_row(row: Mapping[str, Any]) -> UserToken:
+    return UserToken(**dict(row))
+
+
+def profile_from_row(row: Mapping[str, Any]) -> PrivateProfile:
+    return PrivateProfile(**{**dict(row), "settings": json.loads(row["settings"])})
+
+
+def ledger_from_row(row: Mapping[str, Any]) -> LedgerEntry:
+    return LedgerEntry(**{**dict(row), "kind": LedgerKind(row["kind"])})

@@ -12,7 +12,7 @@ from notifyd.grants import (
     OAuthClient,
     TokenKind,
 )
-from notifyd.storage.rows import client_from_row, token_from_row
+from notifyd.storage.rows import account_from_row, client_from_row, token_from_row
 from notifyd.storage.sqlite import SqliteStorage
 
 
@@ -43,7 +43,7 @@ class SqliteGrants:
     async def account(self, name: str) -> Account | None:
         def read(conn: sqlite3.Connection) -> Account | None:
             row = conn.execute("SELECT * FROM accounts WHERE name = ?", (name,)).fetchone()
-            return Account(**dict(row)) if row else None
+            return account_from_row(row) if row else None
 
         return await self.storage.run_read(read)
 

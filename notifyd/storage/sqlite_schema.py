@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from notifyd.storage.account_schema import ACCOUNT_TABLES
+
 migrations = Migrations("notifyd")
 
 
@@ -324,6 +326,14 @@ def m006_accounts_and_grants(db: sqlite_utils.Database) -> None:
         "CREATE INDEX oauth_tokens_account ON oauth_tokens (account)",
         "CREATE INDEX oauth_codes_expiry ON oauth_codes (expires_at)",
     ):
+        db.execute(statement)
+
+
+@migrations()
+def m007_user_tokens_profiles_and_credit(db: sqlite_utils.Database) -> None:
+    """Accounts get an e-mail and an admin flag; user tokens (hashed), private profiles and
+    the credit ledger (a charge and a refund at most once per job key)."""
+    for statement in ACCOUNT_TABLES:
         db.execute(statement)
 
 

@@ -27,7 +27,12 @@ TABLES = (
     "oauth_client_secrets",
     "oauth_codes",
     "oauth_tokens",
+    "user_tokens",
+    "private_profiles",
+    "ledger",
 )
+# SQLite keeps booleans as 0/1; PostgreSQL wants them typed.
+_BOOLEANS = {"accounts": ("is_admin",)}
 _PAGE = 1000
 
 
@@ -92,6 +97,9 @@ _ORDER = {
     "oauth_client_secrets": ("client_id", "secret_hash"),
     "oauth_codes": ("code_hash",),
     "oauth_tokens": ("token_hash",),
+    "user_tokens": ("id",),
+    "private_profiles": ("account", "service", "identifier"),
+    "ledger": ("id",),
 }
 
 
@@ -127,7 +135,10 @@ async def _insert_rows(storage: Storage, batch: list[TransferRow]) -> None:
     for table, rows in by_table.items():
         columns = list(rows[0])
         names = ", ".join(columns)
-        values = [tuple(row.get(c) for c in columns) for row in rows]
+        booleans = _BOOLEANS.get(table, ()) if isinstance(storage, PostgresStorage) else ()
+        values = [
+            tuple(bool(row[c]) if c in booleans else row.get(c) for c in columns) for row in rows
+        ]
         if isinstance(storage, SqliteStorage):
             sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
 

@@ -1,0 +1,48 @@
+"""The tables of accounts' user tokens, private profiles and credit: plain SQL that SQLite
+and PostgreSQL both take word for word, so both schemas apply this one list.
+
+A ledger entry's id says what it is for: ``charge:<job key>`` and ``refund:<job key>`` (so
+the primary key itself makes a job's charge and refund happen once), ``credit:<random>``."""
+
+from __future__ import annotations
+
+ACCOUNT_TABLES = (
+    "ALTER TABLE accounts ADD COLUMN email TEXT",
+    "ALTER TABLE accounts ADD COLUMN is_admin BOOLEAN NOT NULL DEFAULT FALSE",
+    "CREATE UNIQUE INDEX accounts_email ON accounts (email)",
+    """
+    CREATE TABLE user_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        account TEXT NOT NULL REFERENCES accounts (name) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    )
+    """,
+    "CREATE INDEX user_tokens_account ON user_tokens (account)",
+    """
+    CREATE TABLE private_profiles (
+        account TEXT NOT NULL REFERENCES accounts (name) ON DELETE CASCADE,
+        service TEXT NOT NULL,
+        identifier TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (account, service, identifier)
+    )
+    """,
+    """
+    CREATE TABLE ledger (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL REFERENCES accounts (name) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        job_key TEXT,
+        note TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    )
+    """,
+    "CREATE INDEX ledger_account ON ledger (account, created_at)",
+)
