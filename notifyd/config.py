@@ -120,6 +120,18 @@ class Settings(BaseModel):
     bots_sync_wait_seconds: float = Field(default=60.0, ge=0)
     bots_retention_seconds: float = Field(default=86_400.0, gt=0)
 
+    # Paid services: service identifier -> credits per job ([prices] in the file,
+    # NOTIFYD_PRICES as "id=credits,..."). A service not named here is free.
+    prices: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("prices")
+    @classmethod
+    def _check_prices(cls, value: dict[str, int]) -> dict[str, int]:
+        negative = [service for service, price in value.items() if price < 0]
+        if negative:
+            raise ValueError(f"a price cannot be negative: {', '.join(negative)}")
+        return value
+
     @field_validator("base_path")
     @classmethod
     def _normalise_base_path(cls, value: str) -> str:
@@ -237,6 +249,13 @@ def _require_http_url(value: str) -> None:
 _PATH_FIELDS = ("data_dir", "database", "profiles_dir")
 
 
+def _split_pairs(value: str) -> dict[str, str]:
+    """``a=1,b=2`` as {"a": "1", "b": "2"}; an item without "=" is kept with an empty value,
+    so that validation names it."""
+    pairs = (item.partition("=") for item in _split_list(value))
+    return {key.strip(): raw.strip() for key, _, raw in pairs}
+
+
 def _split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -247,8 +266,13 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is None:
             continue
-        is_list = getattr(field.annotation, "__origin__", None) is list
-        values[name] = _split_list(raw) if is_list else raw
+        origin = getattr(field.annotation, "__origin__", None)
+        if origin is list:
+            values[name] = _split_list(raw)
+        elif origin is dict:
+            values[name] = _split_pairs(raw)
+        else:
+            values[name] = raw
     return values
 
 

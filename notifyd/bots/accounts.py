@@ -7,6 +7,7 @@ from the standard library (memory-hard, no new dependency), compared in constant
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -64,3 +65,10 @@ def password_matches(password: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)
+
+
+@functools.cache
+def unusable_hash() -> str:
+    """Checked against when the account does not exist, so that a sign-in takes as long as
+    with a wrong password; made on first use, not at import (scrypt costs tens of ms)."""
+    return hash_password(secrets.token_urlsafe(16))

@@ -14,8 +14,9 @@ from notifyd.hooks import Hooks
 from notifyd.intake import Intake
 from notifyd.job_events import JobEvents
 from notifyd.services import Registry
-from notifyd.storage import grants_of, open_storage
-from notifyd.web import bots, health, oauth, resources, rpc
+from notifyd.storage import accounts_of, grants_of, open_storage
+from notifyd.user_accounts import UserAccounts
+from notifyd.web import api, bots, health, oauth, resources, rpc
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
 from notifyd.web.keys import (
     BODY_BUDGET,
@@ -29,6 +30,7 @@ from notifyd.web.keys import (
     REGISTRY,
     SETTINGS,
     STORAGE,
+    USER_ACCOUNTS,
     WORKER,
 )
 from notifyd.web.lifecycle import Lifecycle
@@ -44,6 +46,12 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             storage=storage, registry=app[REGISTRY], settings=app[SETTINGS], hooks=app[HOOKS]
         )
         app[GRANTS] = grants_of(storage)
+        app[USER_ACCOUNTS] = UserAccounts(
+            grants=app[GRANTS],
+            store=accounts_of(storage),
+            registry=app[REGISTRY],
+            settings=app[SETTINGS],
+        )
         app[OAUTH] = OAuthProvider(
             store=app[GRANTS], registry=app[REGISTRY], settings=app[SETTINGS]
         )
@@ -107,6 +115,7 @@ def create_app(
     bots.add_routes(app, settings.base_path)
     oauth.add_routes(app, settings.base_path)
     resources.add_routes(app, settings.base_path, settings.bots_max_upload_bytes)
+    app.add_subapp(f"{settings.base_path}/api", api.api_app())
     hooks.register_routes(app)
     # After the database and the worker started (cleanup contexts run first), and after the
     # worker drained.

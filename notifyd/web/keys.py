@@ -11,6 +11,7 @@ from notifyd.intake import Intake
 from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage.base import GrantStore, Storage
+from notifyd.user_accounts import UserAccounts
 from notifyd.web.body import BodyBudget, BodyLimits
 from notifyd.web.lifecycle import Lifecycle
 from notifyd.worker import Worker
@@ -27,4 +28,5 @@ BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 HOOKS = web.AppKey("hooks", Hooks)
+USER_ACCOUNTS = web.AppKey("user_accounts", UserAccounts)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
-import secrets
 import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,6 +23,7 @@ from notifyd.bots.accounts import (
     check_password,
     hash_password,
     password_matches,
+    unusable_hash,
 )
 from notifyd.bots.oauth import (
     AuthorizationRequest,
@@ -51,13 +50,6 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-@functools.cache
-def _unusable_hash() -> str:
-    """Checked against when the account does not exist, so that the answer takes as long;
-    made on first use, not at import (scrypt costs tens of milliseconds)."""
-    return hash_password(secrets.token_urlsafe(16))
 
 
 def error_response(exc: OAuthError, headers: dict[str, str] | None = None) -> web.Response:
@@ -156,7 +148,7 @@ async def _sign_in(request: web.Request, name: str, password: str, *, creating: 
         return name
     found = await grants.account(name) if name else None
     # A missing account costs the same hashing as a wrong password: timing tells nothing.
-    stored = found.password_hash if found else await asyncio.to_thread(_unusable_hash)
+    stored = found.password_hash if found else await asyncio.to_thread(unusable_hash)
     if not await asyncio.to_thread(password_matches, password, stored) or found is None:
         raise AccountError("wrong account name or password")
     return found.name

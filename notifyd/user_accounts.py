@@ -1,0 +1,218 @@
+"""The people who use a provider's services: registering, user tokens, private profiles, and
+what a job costs them.
+
+Everything a page, the JSON API, the intake and the CLI do with accounts goes through here,
+so the rules (what a valid e-mail is, how a token looks and is stored, how a profile's
+settings are validated, when a job is refused for want of credit) live in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from notifyd.account_records import PrivateProfile, UserToken
+from notifyd.bots.accounts import (
+    AccountError,
+    check_name,
+    check_password,
+    hash_password,
+    password_matches,
+    unusable_hash,
+)
+from notifyd.config import Settings
+from notifyd.errors import ProtocolError
+from notifyd.grants import Account, secret_hash
+from notifyd.services import Registry
+from notifyd.storage.base import AccountStore, GrantStore
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_PROFILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+TOKEN_PREFIX = "ndu_"  # noqa: S105 (a prefix: a notifyd user token is recognisable in a leak)
+PRIVATE_PREFIX = "private:"  # what BIMserver gets as a private profile's identifier
+
+
+class PaymentRequired(ProtocolError):
+    """A paid service asked for by an account without enough credit, or by nobody."""
+
+
+class ProfileError(AccountError):
+    """A private profile that cannot be saved; ``fields`` maps a setting to its problem."""
+
+    def __init__(self, message: str, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = dict(fields or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What a job will cost, and to whom; nothing when the service is free."""
+
+    account: str | None
+    price: int
+
+
+class UserAccounts:
+    def __init__(
+        self,
+        *,
+        grants: GrantStore,
+        store: AccountStore,
+        registry: Registry,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.grants = grants
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+
+    # -- accounts --------------------------------------------------------------------
+
+    async def register(self, *, name: str, email: str, password: str) -> Account:
+        email = check_email(email)
+        account = Account(
+            name=check_name(name),
+            email=email,
+            password_hash=await asyncio.to_thread(hash_password, check_password(password)),
+            created_at=self.clock(),
+        )
+        if await self.store.account_by_email(email) is not None:
+            raise AccountError(f"an account with the e-mail {email} exists; sign in instead")
+        if not await self.grants.add_account(account):
+            raise AccountError(f"the name {name!r} is taken; choose another")
+        if not await self.store.set_email(account.name, email):
+            raise AccountError(f"an account with the e-mail {email} exists; sign in instead")
+        return account
+
+    async def authenticate(self, email: str, password: str) -> Account:
+        """The account, or AccountError; as slow for an unknown e-mail as for a wrong
+        password."""
+        found = await self.store.account_by_email(email.strip().lower())
+        stored = found.password_hash if found else await asyncio.to_thread(unusable_hash)
+        matches = await asyncio.to_thread(password_matches, password, stored)
+        if found is None or not matches:
+            raise AccountError("wrong e-mail or password")
+        return found
+
+    # -- user tokens -------------------------------------------------------------------
+
+    async def issue_token(self, account: str, label: str) -> tuple[UserToken, str]:
+        """A new user token: the record (its hash) and the token itself, shown only now."""
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = UserToken(
+            id=secrets.token_hex(6),
+            token_hash=secret_hash(secret),
+            account=account,
+            label=(label.strip() or "token")[:80],
+            created_at=self.clock(),
+        )
+        await self.store.add_user_token(token)
+        return token, secret
+
+    async def account_of_token(self, token: str | None) -> Account | None:
+        if not token:
+            return None
+        return await self.store.account_of_token(secret_hash(token))
+
+    # -- private profiles ----------------------------------------------------------------
+
+    async def save_profile(
+        self,
+        account: str,
+        *,
+        service: str,
+        identifier: str,
+        name: str,
+        description: str,
+        settings: Mapping[str, Any],
+    ) -> tuple[PrivateProfile, bool]:
+        """The saved profile and whether it is new. Raises ProfileError naming each setting
+        that the service's settings model refuses."""
+        spec = self.registry.service(service)
+        if not _PROFILE_ID.match(identifier):
+            raise ProfileError(
+                "a profile identifier is 1 to 64 letters, digits, '.', '_' or '-'",
+                {"identifier": "letters, digits, '.', '_' or '-'"},
+            )
+        if not name.strip():
+            raise ProfileError("a profile needs a name", {"name": "required"})
+        try:
+            validated = spec.settings.model_validate(dict(settings))
+        except ValidationError as exc:
+            fields = {
+                ".".join(map(str, error["loc"])) or "settings": error["msg"]
+                for error in exc.errors()
+            }
+            problems = "; ".join(f"{k}: {v}" for k, v in fields.items())
+            raise ProfileError(f"the settings do not fit {service}: {problems}", fields) from None
+        profile = PrivateProfile(
+            account=account,
+            service=spec.identifier,
+            identifier=identifier,
+            name=name.strip(),
+            description=description.strip(),
+            settings=validated.model_dump(mode="json"),
+            updated_at=self.clock(),
+        )
+        return profile, await self.store.save_profile(profile)
+
+    # -- what a job costs ------------------------------------------------------------------
+
+    def price_of(self, service: str) -> int:
+        return self.settings.prices.get(service, 0)
+
+    async def admit(self, service: str, account: Account | None) -> Charge:
+        """Whether a job for ``service`` may be taken for ``account``: PaymentRequired, with
+        the price and where to register or top up, when it may not."""
+        price = self.price_of(service)
+        if price <= 0:
+            return Charge(account.name if account else None, 0)
+        base = self.settings.public_base_url
+        if account is None:
+            raise PaymentRequired(
+                f"payment required: {service} costs {price} credits per job and needs an "
+                f"account; register at {base}/account/register, then create a user token at "
+                f"{base}/account/tokens and paste it into BIMserver's settings for this service"
+            )
+        balance = await self.store.balance(account.name)
+        if balance < price:
+            raise PaymentRequired(
+                f"payment required: {service} costs {price} credits per job and the account "
+                f"{account.name} holds {balance}; top up at {base}/account"
+            )
+        return Charge(account.name, price)
+
+    async def charge(self, charge: Charge, job_key: str, service: str) -> None:
+        """Take the price, once for this job key; PaymentRequired if the credit went meanwhile
+        (another job of the same account took it)."""
+        if charge.price <= 0 or charge.account is None:
+            return
+        taken = await self.store.charge(
+            charge.account, job_key, charge.price, f"job for {service}", self.clock()
+        )
+        if not taken:
+            raise PaymentRequired(
+                f"payment required: {service} costs {charge.price} credits per job and the "
+                f"account {charge.account} no longer holds them; top up at "
+                f"{self.settings.public_base_url}/account"
+            )
+
+    async def give_back(self, charge: Charge, job_key: str, why: str) -> None:
+        if charge.price > 0:
+            await self.store.refund(job_key, why, self.clock())
+
+
+def check_email(email: str) -> str:
+    email = email.strip().lower()
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise AccountError(f"{email!r} is not an e-mail address")
+    return email
