@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 from notifyd.access import check_api_url, normalise_api_url
 from notifyd.config import Settings
-from notifyd.errors import UnsupportedType
+from notifyd.errors import ProtocolError, StorageError, UnsupportedType
+from notifyd.grants import Account
 from notifyd.hooks import Hooks, JobEvent, JobEventKind
 from notifyd.protocol import rpc
-from notifyd.records import Dialect, Notification, NotificationKind, Upload
+from notifyd.records import Dialect, EnqueueResult, Notification, NotificationKind, Origin, Upload
 from notifyd.services import Registry, ServiceSpec
 from notifyd.storage.base import Storage
+from notifyd.user_accounts import PRIVATE_PREFIX, UserAccounts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,11 +55,15 @@ class Intake:
         registry: Registry,
         settings: Settings,
         hooks: Hooks | None = None,
+        accounts: UserAccounts | None = None,
     ) -> None:
+        """``accounts``: resolves user tokens, private profiles and prices; without it every
+        service is free and only public profiles exist."""
         self.storage = storage
         self.registry = registry
         self.settings = settings
         self.hooks = hooks
+        self.accounts = accounts
         self._wake: Callable[[], None] | None = None
 
     def wake_with(self, wake: Callable[[], None] | None) -> None:
@@ -73,7 +79,9 @@ class Intake:
     ) -> Accepted:
         """Raises ProtocolError (unknown service or profile, an apiUrl not allowed) or
         StorageError (not stored: the caller must not acknowledge it)."""
-        profile = self.registry.profile(params.serviceIdentifier, params.profileIdentifier)
+        service = params.serviceIdentifier
+        account = await self._account_of(params.userToken)
+        profile = await self._profile(service, params.profileIdentifier, account)
         api_url = normalise_api_url(params.apiUrl)
         check_api_url(api_url, self.settings.allowed_api_urls)
         notification = Notification(
@@ -83,13 +91,14 @@ class Intake:
             roid=vars(params).get("roid"),
             edid=vars(params).get("edid"),
             soid=params.soid,
-            service=params.serviceIdentifier,
-            profile=profile.identifier,
+            service=service,
+            profile=profile,
             api_url=api_url,
             token=params.token,
-            user_token=params.userToken,
+            user_token=None,  # never stored: the account it names is
+            account=account.name if account else None,
         )
-        stored = await self.storage.enqueue(notification, max_attempts=self.settings.max_attempts)
+        stored = await self._charged_enqueue(notification, account)
         if stored.created:
             self._stored(stored.job_id, notification.service, str(kind))
         return Accepted(
@@ -128,10 +137,53 @@ class Intake:
             client_id=request.client_id,
             context_id=request.context_id,
         )
-        stored = await self.storage.enqueue(upload, max_attempts=self.settings.max_attempts)
+        stored = await self._charged_enqueue(upload, request.account)
         if stored.created:
             self._stored(stored.job_id, upload.service, "upload")
         return stored.job_id
+
+    async def _account_of(self, user_token: str | None) -> Account | None:
+        if self.accounts is None or not user_token:
+            return None
+        return await self.accounts.account_of_token(user_token)
+
+    async def _profile(self, service: str, identifier: str | None, account: Account | None) -> str:
+        """A public profile's identifier, or ``private:<identifier>`` of the account's own
+        (which needs the user token that names the account)."""
+        if identifier and identifier.startswith(PRIVATE_PREFIX) and self.accounts is not None:
+            self.registry.service(service)
+            own = identifier.removeprefix(PRIVATE_PREFIX)
+            found = (
+                await self.accounts.store.private_profile(account.name, service, own)
+                if account
+                else None
+            )
+            if found is None:
+                raise ProtocolError(
+                    f"profile {identifier!r} of {service} is private to an account: give the "
+                    "user token of the account that owns it in BIMserver's settings for this "
+                    "service (tokens are made at "
+                    f"{self.settings.public_base_url}/account/tokens)"
+                )
+            return identifier
+        return self.registry.profile(service, identifier).identifier
+
+    async def _charged_enqueue(
+        self, origin: Origin, account: Account | str | None
+    ) -> EnqueueResult:
+        """Store the job, charging its price first (once per job key) when the service has
+        one; a job that could not be stored is not paid for."""
+        if self.accounts is None:
+            return await self.storage.enqueue(origin, max_attempts=self.settings.max_attempts)
+        if isinstance(account, str):
+            account = await self.accounts.grants.account(account)
+        charge = await self.accounts.admit(origin.service, account)
+        await self.accounts.charge(charge, origin.dedup_key, origin.service)
+        try:
+            return await self.storage.enqueue(origin, max_attempts=self.settings.max_attempts)
+        except StorageError:
+            await self.accounts.give_back(charge, origin.dedup_key, "refund: not stored")
+            raise
 
     def _stored(self, job_id: int, service: str, origin: str) -> None:
         if self._wake is not None:

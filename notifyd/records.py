@@ -63,7 +63,8 @@ class Notification:
     profile: str
     api_url: str
     token: str | None
-    user_token: str | None
+    user_token: str | None  # as BIMserver sent it; never stored (the intake keeps its account)
+    account: str | None = None  # the provider's account the user token named
 
     @property
     def dedup_key(self) -> str:
@@ -276,6 +277,11 @@ class Job:
         return self.origin.profile
 
     @property
+    def account(self) -> str | None:
+        """The provider's account the job runs for (and is charged to), if any."""
+        return self.origin.account
+
+    @property
     def server(self) -> str | None:
         """The BIMserver the job talks to, whose outages pause it; None for an upload."""
         return self.origin.api_url if isinstance(self.origin, Notification) else None
@@ -319,6 +325,7 @@ def _origin(row: Mapping[str, Any]) -> Origin:
         api_url=row["api_url"],
         token=row["token"],
         user_token=row["user_token"],
+        account=row["account"],
     )
 
 

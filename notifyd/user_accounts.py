@@ -30,6 +30,7 @@ from notifyd.bots.accounts import (
 from notifyd.config import Settings
 from notifyd.errors import ProtocolError
 from notifyd.grants import Account, secret_hash
+from notifyd.protocol.descriptors import SProfileDescriptor
 from notifyd.services import Registry
 from notifyd.storage.base import AccountStore, GrantStore
 
@@ -123,6 +124,33 @@ class UserAccounts:
             return None
         return await self.store.account_of_token(secret_hash(token))
 
+    async def account_of_caller(self, token: str | None) -> Account | None:
+        """The account behind what BIMserver sends as ``token`` in getPrivateProfiles: a user
+        token (1.4, and 1.5 services configured with one) or the OAuth authorization code
+        BIMserver 1.5 got for the user (ServiceImpl.java:2445). Raises ProtocolError, saying
+        where to get a token, for one that names nobody."""
+        if not token:
+            return None
+        account = await self.account_of_token(token)
+        if account is None:
+            name = await self.grants.code_account(secret_hash(token))
+            account = await self.grants.account(name) if name else None
+        if account is None:
+            raise ProtocolError(
+                "the token names no account of this provider: create a user token at "
+                f"{self.settings.public_base_url}/account/tokens (or register at "
+                f"{self.settings.public_base_url}/account/register) and give it to BIMserver"
+            )
+        return account
+
+    async def bimserver_profiles(self, service: str, token: str | None) -> list[PrivateProfile]:
+        """getPrivateProfiles: the profiles of the account ``token`` names, for ``service``."""
+        self.registry.service(service)
+        account = await self.account_of_caller(token)
+        if account is None:
+            return []
+        return await self.store.private_profiles(account.name, service)
+
     # -- private profiles ----------------------------------------------------------------
 
     async def save_profile(
@@ -180,8 +208,9 @@ class UserAccounts:
         if account is None:
             raise PaymentRequired(
                 f"payment required: {service} costs {price} credits per job and needs an "
-                f"account; register at {base}/account/register, then create a user token at "
-                f"{base}/account/tokens and paste it into BIMserver's settings for this service"
+                f"account; register at {base}/account/register (or POST {base}/api/accounts), "
+                f"then create a user token at {base}/account/tokens (or POST "
+                f"{base}/api/tokens) and give it to BIMserver as this service's token"
             )
         balance = await self.store.balance(account.name)
         if balance < price:
@@ -209,6 +238,17 @@ class UserAccounts:
     async def give_back(self, charge: Charge, job_key: str, why: str) -> None:
         if charge.price > 0:
             await self.store.refund(job_key, why, self.clock())
+
+
+def private_profile_descriptor(profile: PrivateProfile) -> SProfileDescriptor:
+    """As BIMserver lists it; the identifier it sends back in notifications is prefixed, so
+    that the intake knows to look in the account's own profiles."""
+    return SProfileDescriptor(
+        identifier=PRIVATE_PREFIX + profile.identifier,
+        name=profile.name,
+        description=profile.description,
+        publicProfile=False,
+    )
 
 
 def check_email(email: str) -> str:

@@ -113,11 +113,25 @@ async def test_public_profiles_are_profile_descriptors(client: Any, dialect: Dia
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_private_profiles_are_an_empty_list(client: Any, dialect: Dialect) -> None:
+async def test_private_profiles_without_a_token_are_an_empty_list(
+    client: Any, dialect: Dialect
+) -> None:
+    body = make_envelope(
+        "getPrivateProfiles", dialect, {"serviceIdentifier": "ifc-summary", "token": None}
+    )
+    assert (await call(client, body, dialect)) == {"response": {"result": []}}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_an_unknown_token_for_private_profiles_says_where_to_get_one(
+    client: Any, dialect: Dialect
+) -> None:
     body = make_envelope(
         "getPrivateProfiles", dialect, {"serviceIdentifier": "ifc-summary", "token": "t"}
     )
-    assert (await call(client, body, dialect)) == {"response": {"result": []}}
+    exception = (await call(client, body, dialect))["response"]["exception"]
+    assert exception["__type"] == "UserException"
+    assert "/account/tokens" in exception["message"]
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -139,7 +153,9 @@ async def test_notification_is_queued_before_the_void_answer(
     assert (n.poid, n.soid, n.service, n.profile) == (131073, 720899, "ifc-summary", "default")
     assert n.roid == params.get("roid")
     assert n.edid == params.get("edid")
-    assert (n.token, n.user_token, n.api_url) == ("d4f8c0ffee0a55", "user-token-abc", BIMSERVER)
+    assert (n.token, n.api_url) == ("d4f8c0ffee0a55", BIMSERVER)
+    # The user token is never stored; it names no account here, so the job has none.
+    assert (n.user_token, n.account) == (None, None)
 
 
 async def test_reference_wire_example_is_accepted_verbatim(

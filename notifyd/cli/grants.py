@@ -15,7 +15,7 @@ from notifyd.bots.accounts import AccountError, check_name, check_password, hash
 from notifyd.cli.common import config_option, with_storage
 from notifyd.config import Settings
 from notifyd.grants import Account
-from notifyd.storage import Storage, grants_of
+from notifyd.storage import Storage, accounts_of, grants_of
 
 
 @click.group()
@@ -69,6 +69,72 @@ def accounts_password(config_path: Path | None, name: str, password_stdin: bool)
     if not with_storage(config_path, change):
         raise click.ClickException(f"no account named {name!r}")
     click.echo(f"password of {name} changed")
+
+
+async def _account_by_email(storage: Storage, email: str) -> Account:
+    found = await accounts_of(storage).account_by_email(email.strip().lower())
+    if found is None:
+        raise click.ClickException(f"no account with the e-mail {email!r}")
+    return found
+
+
+@accounts.command("credit")
+@config_option
+@click.argument("email")
+@click.argument("amount", type=int)
+@click.option("--note", default="top-up from the command line", help="Kept in the ledger.")
+def accounts_credit(config_path: Path | None, email: str, amount: int, note: str) -> None:
+    """Add AMOUNT credits to the account with EMAIL (negative to correct a mistake)."""
+    if amount == 0:
+        raise click.ClickException("the amount must not be 0")
+
+    async def credit(storage: Storage, _settings: Settings) -> tuple[str, int]:
+        account = await _account_by_email(storage, email)
+        balance = await accounts_of(storage).credit(account.name, amount, note, time.time())
+        return account.name, balance
+
+    name, balance = with_storage(config_path, credit)
+    click.echo(f"{name}: {amount:+d} credits, balance {balance}")
+
+
+@accounts.command("add-admin")
+@config_option
+@click.argument("email")
+def accounts_add_admin(config_path: Path | None, email: str) -> None:
+    """Make the account with EMAIL an administrator (the /admin pages)."""
+
+    async def promote(storage: Storage, _settings: Settings) -> str:
+        account = await _account_by_email(storage, email)
+        await accounts_of(storage).set_admin(account.name, True)
+        return account.name
+
+    click.echo(f"{with_storage(config_path, promote)} is an administrator")
+
+
+@accounts.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def accounts_list(config_path: Path | None, as_json: bool) -> None:
+    """Every account with its e-mail, role and balance."""
+
+    async def read(storage: Storage, _settings: Settings) -> list[tuple[Account, int]]:
+        return await accounts_of(storage).accounts()
+
+    rows = with_storage(config_path, read)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"name": a.name, "email": a.email, "is_admin": a.is_admin, "balance": b}
+                    for a, b in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    for account, balance in rows:
+        role = "admin" if account.is_admin else "user"
+        click.echo(f"{account.name:24} {account.email or '-':32} {role:6} {balance:>8}")
 
 
 @click.group()

@@ -152,6 +152,11 @@ class GrantStore(Protocol):
     async def take_code(self, code_hash: str, now: float) -> tuple[AuthorizationCode | None, bool]:
         """The code, now used; and whether it was used before (its tokens are then revoked)."""
 
+    async def code_account(self, code_hash: str) -> str | None:
+        """The account an authorization code was issued for, used or not (BIMserver 1.5 sends
+        the code in getPrivateProfiles, ServiceImpl.java:2445)."""
+        ...
+
     async def save_tokens(self, tokens: list[IssuedToken], now: float) -> None: ...
 
     async def live_token(

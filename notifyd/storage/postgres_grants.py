@@ -98,7 +98,8 @@ class PostgresGrants:
                 code.expires_at,
             )
             await conn.execute(
-                "DELETE FROM oauth_codes WHERE expires_at < $1", code.expires_at - 86_400
+                "DELETE FROM oauth_codes WHERE expires_at < $1 AND used_at IS NULL",
+                code.expires_at - 86_400,
             )
 
     async def take_code(self, code_hash: str, now: float) -> tuple[AuthorizationCode | None, bool]:
@@ -121,6 +122,13 @@ class PostgresGrants:
             )
             fields = {k: row[k] for k in row.keys() if k != "used_at"}  # noqa: SIM118
             return AuthorizationCode(**fields), False
+
+    async def code_account(self, code_hash: str) -> str | None:
+        """As sqlite_grants: exchanged codes are kept for BIMserver's getPrivateProfiles."""
+        value = await self.pool.fetchval(
+            "SELECT account FROM oauth_codes WHERE code_hash = $1", code_hash
+        )
+        return str(value) if value is not None else None
 
     async def save_tokens(self, tokens: list[IssuedToken], now: float) -> None:
         await self.pool.executemany(

@@ -54,7 +54,7 @@ def origin_values(origin: Origin) -> tuple[Any, ...]:
             None,
             None,
             None,
-            None,
+            n.account,
             None,
             None,
         )

@@ -122,8 +122,12 @@ class SqliteGrants:
                     code.expires_at,
                 ),
             )
+            # Codes never exchanged are dropped a day after they expired; an exchanged one is
+            # kept: BIMserver 1.5 names the user by it in getPrivateProfiles for as long as
+            # the service is configured (ServiceImpl.java:2445).
             conn.execute(
-                "DELETE FROM oauth_codes WHERE expires_at < ?", (code.expires_at - 86_400,)
+                "DELETE FROM oauth_codes WHERE expires_at < ? AND used_at IS NULL",
+                (code.expires_at - 86_400,),
             )
 
         await self.storage.run_write(write)
@@ -150,6 +154,15 @@ class SqliteGrants:
             return AuthorizationCode(**fields), False
 
         return await self.storage.run_write(write)
+
+    async def code_account(self, code_hash: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT account FROM oauth_codes WHERE code_hash = ?", (code_hash,)
+            ).fetchone()
+            return str(row["account"]) if row else None
+
+        return await self.storage.run_read(read)
 
     async def save_tokens(self, tokens: list[IssuedToken], now: float) -> None:
         def write(conn: sqlite3.Connection) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
@@ -16,7 +18,7 @@ from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage import accounts_of, grants_of, open_storage
 from notifyd.user_accounts import UserAccounts
-from notifyd.web import api, bots, health, oauth, resources, rpc
+from notifyd.web import api, bots, health, oauth, pages, resources, rpc
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
 from notifyd.web.keys import (
     BODY_BUDGET,
@@ -28,6 +30,7 @@ from notifyd.web.keys import (
     LIFECYCLE,
     OAUTH,
     REGISTRY,
+    SESSIONS,
     SETTINGS,
     STORAGE,
     USER_ACCOUNTS,
@@ -36,15 +39,13 @@ from notifyd.web.keys import (
 from notifyd.web.lifecycle import Lifecycle
 from notifyd.web.metrics import PrometheusMetrics
 from notifyd.web.middlewares import request_middleware
+from notifyd.web.sessions import Sessions, load_secret
 from notifyd.worker import running_worker
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_storage(app[SETTINGS]) as storage:
         app[STORAGE] = storage
-        app[INTAKE] = Intake(
-            storage=storage, registry=app[REGISTRY], settings=app[SETTINGS], hooks=app[HOOKS]
-        )
         app[GRANTS] = grants_of(storage)
         app[USER_ACCOUNTS] = UserAccounts(
             grants=app[GRANTS],
@@ -52,6 +53,14 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             registry=app[REGISTRY],
             settings=app[SETTINGS],
         )
+        app[INTAKE] = Intake(
+            storage=storage,
+            registry=app[REGISTRY],
+            settings=app[SETTINGS],
+            hooks=app[HOOKS],
+            accounts=app[USER_ACCOUNTS],
+        )
+        app[SESSIONS] = Sessions(await asyncio.to_thread(load_secret, app[SETTINGS].data_dir))
         app[OAUTH] = OAuthProvider(
             store=app[GRANTS], registry=app[REGISTRY], settings=app[SETTINGS]
         )
@@ -116,6 +125,8 @@ def create_app(
     oauth.add_routes(app, settings.base_path)
     resources.add_routes(app, settings.base_path, settings.bots_max_upload_bytes)
     app.add_subapp(f"{settings.base_path}/api", api.api_app())
+    pages.add_routes(app, settings.base_path)
+    app.router.add_static(f"{settings.base_path}/static", Path(__file__).parent / "static")
     hooks.register_routes(app)
     # After the database and the worker started (cleanup contexts run first), and after the
     # worker drained.

@@ -14,6 +14,7 @@ from notifyd.storage.base import GrantStore, Storage
 from notifyd.user_accounts import UserAccounts
 from notifyd.web.body import BodyBudget, BodyLimits
 from notifyd.web.lifecycle import Lifecycle
+from notifyd.web.sessions import Sessions
 from notifyd.worker import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -29,4 +30,5 @@ BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 HOOKS = web.AppKey("hooks", Hooks)
 USER_ACCOUNTS = web.AppKey("user_accounts", UserAccounts)
+SESSIONS = web.AppKey("sessions", Sessions)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -26,8 +26,9 @@ from notifyd.bots.oauth import Bearer, OAuthError
 from notifyd.errors import ProtocolError, StorageError, UnknownService, UnsupportedType
 from notifyd.intake import UploadRequest
 from notifyd.records import Job, JobStatus, StoredResult, Upload
+from notifyd.user_accounts import PaymentRequired
 from notifyd.web.forwarded import public_settings
-from notifyd.web.keys import INTAKE, JOB_EVENTS, OAUTH, SETTINGS, STORAGE
+from notifyd.web.keys import INTAKE, JOB_EVENTS, OAUTH, SETTINGS, STORAGE, USER_ACCOUNTS
 from notifyd.worker.upload_binding import UPLOADS
 
 log = structlog.get_logger("notifyd.bots")
@@ -91,6 +92,11 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
         return _problem(404, exc.message)
     except UnsupportedType as exc:
         return _problem(415, exc.message)
+    accounts = request.app[USER_ACCOUNTS]
+    try:  # before the body: a paid service without credit is refused without the upload
+        await accounts.admit(spec.identifier, await accounts.grants.account(bearer.account))
+    except PaymentRequired as exc:
+        return _problem(402, exc.message)
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", ""):
         return _problem(415, f"Content-Encoding {encoding[:40]!r}: send the model uncompressed")
@@ -121,7 +127,14 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
         )
     except (ProtocolError, StorageError) as exc:
         await asyncio.to_thread(path.unlink, True)
-        return _problem(503 if isinstance(exc, StorageError) else 400, exc.message)
+        status = (
+            503
+            if isinstance(exc, StorageError)
+            else 402
+            if isinstance(exc, PaymentRequired)
+            else 400
+        )
+        return _problem(status, exc.message)
     log.info(
         "bots_job_accepted",
         job_id=job_id,

@@ -22,9 +22,18 @@ from notifyd.hooks import JsonCall
 from notifyd.protocol import rpc
 from notifyd.records import NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
+from notifyd.user_accounts import private_profile_descriptor
 from notifyd.web.body import BodyError, read_body
 from notifyd.web.forwarded import public_settings
-from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, HOOKS, INTAKE, REGISTRY, SETTINGS
+from notifyd.web.keys import (
+    BODY_BUDGET,
+    BODY_LIMITS,
+    HOOKS,
+    INTAKE,
+    REGISTRY,
+    SETTINGS,
+    USER_ACCOUNTS,
+)
 
 log = structlog.get_logger("notifyd.rpc")
 
@@ -130,8 +139,10 @@ async def _dispatch(request: web.Request, call: rpc.Call, summary: dict[str, Any
                 for p in registry.public_profiles(params.serviceIdentifier)
             ]
         case rpc.GetPrivateProfiles():
-            registry.service(params.serviceIdentifier)
-            return []  # private profiles belong to accounts, which this release does not have
+            profiles = await app[USER_ACCOUNTS].bimserver_profiles(
+                params.serviceIdentifier, params.token
+            )
+            return [private_profile_descriptor(p).to_wire() for p in profiles]
         case rpc.NewRevision() | rpc.NewExtendedDataOnProject() | rpc.NewExtendedDataOnRevision():
             summary.update(await _enqueue(app, call, params))
             return None

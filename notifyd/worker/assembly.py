@@ -15,6 +15,7 @@ from notifyd.hooks import Hooks
 from notifyd.retry import RetryPolicy
 from notifyd.runner import ServicePool
 from notifyd.services import Registry
+from notifyd.storage import accounts_of
 from notifyd.storage.base import Storage
 from notifyd.worker.bimserver_binding import BimServerBindings, BimServerOptions
 from notifyd.worker.loop import Worker, WorkerConfig
@@ -57,6 +58,7 @@ async def open_worker(
                     pool=pool,
                     bindings=bindings,
                     work_dir=settings.data_dir / "work",
+                    accounts=accounts_of(storage),
                 ),
                 config=WorkerConfig.from_settings(settings),
                 retry_policy=RetryPolicy(

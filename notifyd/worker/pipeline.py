@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
+from pydantic import BaseModel, ValidationError
 
 from notifyd.errors import PermanentError, ProtocolError
 from notifyd.logs import describe_failure
 from notifyd.records import Delivery, Job, JobResult, Notification, Timings
 from notifyd.runner import ServicePool, Ticket
 from notifyd.services import Registry, ServiceContext, ServiceOutput, ServiceSpec
+from notifyd.storage.base import AccountStore
+from notifyd.user_accounts import PRIVATE_PREFIX
 
 log = structlog.get_logger("notifyd.worker")
 
@@ -108,15 +111,49 @@ class BindingsByOrigin:
 
 class Pipeline:
     def __init__(
-        self, *, registry: Registry, pool: ServicePool, bindings: Bindings, work_dir: Path
+        self,
+        *,
+        registry: Registry,
+        pool: ServicePool,
+        bindings: Bindings,
+        work_dir: Path,
+        accounts: AccountStore | None = None,
     ) -> None:
+        """``accounts``: where a job's private profile is read, at run time (so an edit made
+        while the job waited counts)."""
         self.registry = registry
         self.pool = pool
         self.bindings = bindings
         self.work_dir = work_dir
+        self.accounts = accounts
 
     async def sweep(self) -> int:
+        """Leftover files of ended jobs; and the charges of jobs that died, refunded (here, on
+        the worker's maintenance round, so that a refund survives any crash: it is derived
+        from the job's state, not from a moment)."""
+        if self.accounts is not None:
+            refunded = await self.accounts.refund_dead(time.time())
+            if refunded:
+                log.info("dead_jobs_refunded", jobs=refunded)
         return await self.bindings.sweep()
+
+    async def _settings(self, job: Job, spec: ServiceSpec) -> BaseModel:
+        """A public profile's settings, or the job's account's private profile, validated
+        again by the service's settings model."""
+        if not job.profile.startswith(PRIVATE_PREFIX):
+            return self.registry.profile(job.service, job.profile).settings
+        own = job.profile.removeprefix(PRIVATE_PREFIX)
+        if self.accounts is None or job.account is None:
+            raise PermanentError(f"job {job.id} asks for a private profile without an account")
+        found = await self.accounts.private_profile(job.account, job.service, own)
+        if found is None:
+            raise PermanentError(
+                f"the private profile {own!r} of {job.account} for {job.service} was deleted"
+            )
+        try:
+            return spec.settings.model_validate(found.settings)
+        except ValidationError as exc:
+            raise PermanentError(f"the private profile {own!r} no longer fits: {exc}") from None
 
     async def run(self, job: Job, cancelled: asyncio.Event, record_step: RecordStep) -> JobResult:
         try:
@@ -128,7 +165,7 @@ class Pipeline:
     async def _run(self, job: Job, cancelled: asyncio.Event, record_step: RecordStep) -> JobResult:
         try:
             spec = self.registry.service(job.service)
-            profile = self.registry.profile(job.service, job.profile)
+            settings = await self._settings(job, spec)
         except ProtocolError as exc:
             raise PermanentError(f"{exc.message} (it was declared when the job arrived)") from exc
         if spec.handler_ref is None:
@@ -159,8 +196,8 @@ class Pipeline:
                 job_id=job.id,
                 attempt=job.attempts,
                 service=spec.identifier,
-                profile=profile.identifier,
-                settings=profile.settings,
+                profile=job.profile,
+                settings=settings,
             )
             output = await self.pool.run(
                 Ticket(spec.handler_ref, context),
