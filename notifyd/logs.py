@@ -10,6 +10,7 @@ errors it stores.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import re
 import sys
@@ -205,6 +206,35 @@ class _StderrLogger:
     debug = info = warning = warn = error = err = critical = exception = fatal = msg
 
 
+class JobLines:
+    """The last log lines of the last jobs this process logged about, for the admin page of a
+    job (bounded: ``per_job`` lines of ``jobs`` jobs). Kept after redaction, so no secret."""
+
+    def __init__(self, jobs: int = 500, per_job: int = 100) -> None:
+        self.jobs = jobs
+        self.per_job = per_job
+        self._lines: collections.OrderedDict[int, collections.deque[dict[str, Any]]] = (
+            collections.OrderedDict()
+        )
+
+    def __call__(self, _logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        job_id = event_dict.get("job_id")
+        if isinstance(job_id, int):
+            lines = self._lines.get(job_id)
+            if lines is None:
+                lines = self._lines[job_id] = collections.deque(maxlen=self.per_job)
+                while len(self._lines) > self.jobs:
+                    self._lines.popitem(last=False)
+            lines.append(dict(event_dict))
+        return event_dict
+
+    def of(self, job_id: int) -> list[dict[str, Any]]:
+        return list(self._lines.get(job_id, ()))
+
+
+JOB_LINES = JobLines()
+
+
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
     """Configure structlog for the process; stdlib logging (aiohttp, asyncio) goes the same way."""
     shared: list[Any] = [
@@ -213,6 +243,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         _Timestamp(),
         exception_details,
         redact_secrets,
+        JOB_LINES,
     ]
     renderer: Any
     if log_format == "console":

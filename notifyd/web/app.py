@@ -18,7 +18,7 @@ from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage import accounts_of, grants_of, open_storage
 from notifyd.user_accounts import UserAccounts
-from notifyd.web import api, bots, health, oauth, pages, resources, rpc
+from notifyd.web import admin, api, bots, health, oauth, pages, resources, rpc
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
 from notifyd.web.keys import (
     BODY_BUDGET,
@@ -126,6 +126,7 @@ def create_app(
     resources.add_routes(app, settings.base_path, settings.bots_max_upload_bytes)
     app.add_subapp(f"{settings.base_path}/api", api.api_app())
     pages.add_routes(app, settings.base_path)
+    admin.add_routes(app, settings.base_path)
     app.router.add_static(f"{settings.base_path}/static", Path(__file__).parent / "static")
     hooks.register_routes(app)
     # After the database and the worker started (cleanup contexts run first), and after the

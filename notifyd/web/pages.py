@@ -74,7 +74,8 @@ def is_https(request: web.Request) -> bool:
     return public_settings(request).public_base_url.startswith("https:")
 
 
-def _redirect(request: web.Request, path: str) -> web.HTTPSeeOther:
+def redirect_to(request: web.Request, path: str) -> web.HTTPSeeOther:
+    """303 to a page of this site, under its public prefix."""
     return web.HTTPSeeOther(f"{base_path(request)}{path}", headers=PAGE_HEADERS)
 
 
@@ -87,7 +88,7 @@ async def require(request: web.Request) -> Account:
     account = await signed_in(request)
     if account is None:
         target = request.path_qs.removeprefix(base_path(request)) or "/account"
-        raise _redirect(request, f"/account/login?next={quote(target)}")
+        raise redirect_to(request, f"/account/login?next={quote(target)}")
     return account
 
 
@@ -111,7 +112,7 @@ async def register(request: web.Request) -> web.StreamResponse:
     except AccountError as exc:
         context = {"form": form, "next": form.get("next", ""), "error": exc.message}
         return await render(request, "register.html", context, status=400)
-    response = _redirect(request, _safe_next(form.get("next", "")))
+    response = redirect_to(request, _safe_next(form.get("next", "")))
     request.app[SESSIONS].start(response, account.name, secure=is_https(request))
     raise response
 
@@ -130,14 +131,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     except AccountError as exc:
         context = {"form": {"email": form.get("email", "")}, "next": form.get("next", "")}
         return await render(request, "login.html", {**context, "error": exc.message}, 401)
-    response = _redirect(request, _safe_next(form.get("next", "")))
+    response = redirect_to(request, _safe_next(form.get("next", "")))
     request.app[SESSIONS].start(response, account.name, secure=is_https(request))
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     await form_of(request)
-    response = _redirect(request, "/account/login")
+    response = redirect_to(request, "/account/login")
     request.app[SESSIONS].end(response)
     raise response
 
@@ -189,7 +190,7 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
     await form_of(request)
     accounts = request.app[USER_ACCOUNTS]
     await accounts.store.revoke_user_token(account.name, request.match_info["id"], accounts.clock())
-    raise _redirect(request, "/account/tokens")
+    raise redirect_to(request, "/account/tokens")
 
 
 # -- private profiles ---------------------------------------------------------------------
@@ -329,7 +330,7 @@ async def save_profile(request: web.Request) -> web.StreamResponse:
             "error": exc.message,
         }
         return await render(request, "profile_form.html", context, status=400)
-    raise _redirect(request, "/profiles")
+    raise redirect_to(request, "/profiles")
 
 
 async def delete_profile(request: web.Request) -> web.StreamResponse:
@@ -338,7 +339,7 @@ async def delete_profile(request: web.Request) -> web.StreamResponse:
     await request.app[USER_ACCOUNTS].store.delete_profile(
         account.name, form.get("service", ""), form.get("identifier", "")
     )
-    raise _redirect(request, "/profiles")
+    raise redirect_to(request, "/profiles")
 
 
 def add_routes(app: web.Application, base: str) -> None:
