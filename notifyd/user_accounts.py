@@ -32,6 +32,13 @@ from notifyd.errors import ProtocolError
 from notifyd.grants import Account, secret_hash
 from notifyd.protocol.descriptors import SProfileDescriptor
 from notifyd.services import Registry
+from notifyd.signatures import (
+    TOLERANCE_SECONDS,
+    SignatureError,
+    new_secret,
+    signed_token,
+    verify_request,
+)
 from notifyd.storage.base import AccountStore, GrantStore
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -106,11 +113,30 @@ class UserAccounts:
 
     # -- user tokens -------------------------------------------------------------------
 
-    async def issue_token(self, account: str, label: str) -> tuple[UserToken, str]:
-        """A new user token: the record (its hash) and the token itself, shown only now."""
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    async def issue_token(
+        self, account: str, label: str, platform: str | None = None
+    ) -> tuple[UserToken, str]:
+        """A new user token: the record (its hash) and the token itself, shown only now. For
+        a ``platform``, the token is a JWT signed with the platform's secret."""
+        token_id = secrets.token_hex(6)
+        if platform is None:
+            secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        else:
+            shared = await self.store.platform_secret(platform)
+            if shared is None:
+                raise AccountError(f"no platform {platform!r} is registered with this provider")
+            secret = signed_token(
+                shared,
+                {
+                    "iss": self.settings.provider_name,
+                    "aud": platform,
+                    "sub": account,
+                    "jti": token_id,
+                    "iat": int(self.clock()),
+                },
+            )
         token = UserToken(
-            id=secrets.token_hex(6),
+            id=token_id,
             token_hash=secret_hash(secret),
             account=account,
             label=(label.strip() or "token")[:80],
@@ -150,6 +176,31 @@ class UserAccounts:
         if account is None:
             return []
         return await self.store.private_profiles(account.name, service)
+
+    # -- platforms with a shared secret ---------------------------------------------------
+
+    async def add_platform(self, name: str) -> str:
+        """Register a platform; its new secret, shown only now."""
+        check_name(name)
+        secret = new_secret()
+        if not await self.store.add_platform(name, secret, self.clock()):
+            raise AccountError(f"a platform named {name!r} exists")
+        return secret
+
+    async def verify_platform_request(
+        self, platform: str, headers: dict[str, str], body: bytes
+    ) -> None:
+        """SignatureError unless the platform signed this body now, and never sent its id."""
+        secret = await self.store.platform_secret(platform)
+        if secret is None:
+            raise SignatureError(f"no platform {platform!r} is registered with this provider")
+        now = self.clock()
+        signed = verify_request(secret, headers, body, now)
+        keep = 2 * TOLERANCE_SECONDS  # past that, the timestamp check refuses a replay anyway
+        if not await self.store.first_sight(platform, signed.webhook_id, now, keep):
+            raise SignatureError(
+                f"webhook-id {signed.webhook_id!r} was seen before: a replayed request"
+            )
 
     # -- private profiles ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import structlog
 
 from notifyd.cli.common import config_option, plugins_or_exit, registry_or_exit, settings_or_exit
 from notifyd.cli.emulator import emulator_command
-from notifyd.cli.grants import accounts, oauth
+from notifyd.cli.grants import accounts, oauth, platforms
 from notifyd.cli.jobs import jobs
 from notifyd.cli.transfer import export_command, import_command
 from notifyd.errors import NotifydError
@@ -282,6 +282,7 @@ main.add_command(emulator_command)
 main.add_command(jobs)
 main.add_command(accounts)
 main.add_command(oauth)
+main.add_command(platforms)
 main.add_command(export_command)
 main.add_command(import_command)
 

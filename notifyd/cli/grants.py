@@ -15,7 +15,9 @@ from notifyd.bots.accounts import AccountError, check_name, check_password, hash
 from notifyd.cli.common import config_option, with_storage
 from notifyd.config import Settings
 from notifyd.grants import Account
+from notifyd.services import Registry
 from notifyd.storage import Storage, accounts_of, grants_of
+from notifyd.user_accounts import UserAccounts
 
 
 @click.group()
@@ -179,3 +181,42 @@ def oauth_revoke(config_path: Path | None, client_id: str | None, account: str |
 
     count = with_storage(config_path, revoke)
     click.echo(f"{count} tokens revoked")
+
+
+@click.group()
+def platforms() -> None:
+    """Platforms that share a secret with this provider (signed tokens and requests)."""
+
+
+@platforms.command("add")
+@config_option
+@click.argument("name")
+def platforms_add(config_path: Path | None, name: str) -> None:
+    """Register platform NAME and print its secret (shown only now: give it to the platform).
+    It then signs its requests to <public_url>/platforms/NAME/json."""
+
+    async def add(storage: Storage, settings: Settings) -> str:
+        accounts = UserAccounts(
+            grants=grants_of(storage),
+            store=accounts_of(storage),
+            registry=Registry(),
+            settings=settings,
+        )
+        try:
+            return await accounts.add_platform(name)
+        except AccountError as exc:
+            raise click.ClickException(exc.message) from exc
+
+    click.echo(with_storage(config_path, add))
+
+
+@platforms.command("list")
+@config_option
+def platforms_list(config_path: Path | None) -> None:
+    """The registered platforms (never their secrets)."""
+
+    async def read(storage: Storage, _settings: Settings) -> list[tuple[str, float]]:
+        return await accounts_of(storage).platforms()
+
+    for name, created in with_storage(config_path, read):
+        click.echo(f"{name:24} added {datetime.fromtimestamp(created, UTC):%Y-%m-%d %H:%M} UTC")

@@ -46,3 +46,25 @@ ACCOUNT_TABLES = (
     """,
     "CREATE INDEX ledger_account ON ledger (account, created_at)",
 )
+
+# Platforms that share a secret with the provider, and the signed requests' ids seen lately.
+# The secret is kept as given: verifying an HMAC needs it (the database is private to notifyd,
+# 0600 / the notifyd role).
+PLATFORM_TABLES = (
+    """
+    CREATE TABLE platforms (
+        name TEXT PRIMARY KEY,
+        secret TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE webhook_ids (
+        platform TEXT NOT NULL REFERENCES platforms (name) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        seen_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, id)
+    )
+    """,
+    "CREATE INDEX webhook_ids_seen ON webhook_ids (seen_at)",
+)

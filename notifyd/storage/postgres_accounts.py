@@ -214,3 +214,33 @@ class PostgresAccounts:
             account,
         )
         return [ledger_from_row(row) for row in rows]
+
+    async def add_platform(self, name: str, secret: str, now: float) -> bool:
+        status = await self.pool.execute(
+            "INSERT INTO platforms (name, secret, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (name) DO NOTHING",
+            name,
+            secret,
+            now,
+        )
+        return status == "INSERT 0 1"
+
+    async def platform_secret(self, name: str) -> str | None:
+        value = await self.pool.fetchval("SELECT secret FROM platforms WHERE name = $1", name)
+        return str(value) if value is not None else None
+
+    async def platforms(self) -> list[tuple[str, float]]:
+        rows = await self.pool.fetch("SELECT name, created_at FROM platforms ORDER BY name")
+        return [(row["name"], row["created_at"]) for row in rows]
+
+    async def first_sight(self, platform: str, webhook_id: str, now: float, keep: float) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM webhook_ids WHERE seen_at < $1", now - keep)
+            status = await conn.execute(
+                "INSERT INTO webhook_ids (platform, id, seen_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING",
+                platform,
+                webhook_id,
+                now,
+            )
+            return bool(status == "INSERT 0 1")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from notifyd.errors import StartupError
-from notifyd.storage.account_schema import ACCOUNT_TABLES
+from notifyd.storage.account_schema import ACCOUNT_TABLES, PLATFORM_TABLES
 
 # pg_advisory_xact_lock key: "notifyd" in ASCII.
 MIGRATION_LOCK = 0x6E6F74696679
@@ -181,6 +181,7 @@ MIGRATIONS: Sequence[tuple[int, str, str]] = (
         """,
     ),
     (3, "user tokens, private profiles and credit", ";\n".join(ACCOUNT_TABLES)),
+    (4, "platforms and signed request ids", ";\n".join(PLATFORM_TABLES)),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -242,3 +242,40 @@ class SqliteAccounts:
             return [ledger_from_row(row) for row in rows]
 
         return await self.storage.run_read(read)
+
+    async def add_platform(self, name: str, secret: str, now: float) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO platforms (name, secret, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, secret, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self.storage.run_write(write)
+
+    async def platform_secret(self, name: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT secret FROM platforms WHERE name = ?", (name,)).fetchone()
+            return str(row["secret"]) if row else None
+
+        return await self.storage.run_read(read)
+
+    async def platforms(self) -> list[tuple[str, float]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[str, float]]:
+            rows = conn.execute("SELECT name, created_at FROM platforms ORDER BY name")
+            return [(row["name"], row["created_at"]) for row in rows]
+
+        return await self.storage.run_read(read)
+
+    async def first_sight(self, platform: str, webhook_id: str, now: float, keep: float) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM webhook_ids WHERE seen_at < ?", (now - keep,))
+            cursor = conn.execute(
+                "INSERT INTO webhook_ids (platform, id, seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (platform, webhook_id, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self.storage.run_write(write)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from notifyd.storage.account_schema import ACCOUNT_TABLES
+from notifyd.storage.account_schema import ACCOUNT_TABLES, PLATFORM_TABLES
 
 migrations = Migrations("notifyd")
 
@@ -334,6 +334,13 @@ def m007_user_tokens_profiles_and_credit(db: sqlite_utils.Database) -> None:
     """Accounts get an e-mail and an admin flag; user tokens (hashed), private profiles and
     the credit ledger (a charge and a refund at most once per job key)."""
     for statement in ACCOUNT_TABLES:
+        db.execute(statement)
+
+
+@migrations()
+def m008_platforms(db: sqlite_utils.Database) -> None:
+    """Platforms with a shared secret, and the ids of their signed requests (replays)."""
+    for statement in PLATFORM_TABLES:
         db.execute(statement)
 
 

@@ -30,6 +30,8 @@ TABLES = (
     "user_tokens",
     "private_profiles",
     "ledger",
+    "platforms",
+    "webhook_ids",
 )
 # SQLite keeps booleans as 0/1; PostgreSQL wants them typed.
 _BOOLEANS = {"accounts": ("is_admin",)}
@@ -100,6 +102,8 @@ _ORDER = {
     "user_tokens": ("id",),
     "private_profiles": ("account", "service", "identifier"),
     "ledger": ("id",),
+    "platforms": ("name",),
+    "webhook_ids": ("platform", "id"),
 }
 
 

@@ -34,6 +34,7 @@ class NewAccount(BaseModel):
 class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str = ""
+    platform: str | None = None  # a token signed for this platform (a JWT, HS256)
 
 
 class ProfileBody(BaseModel):
@@ -128,7 +129,12 @@ async def create_account(request: web.Request) -> web.Response:
 async def create_token(request: web.Request) -> web.Response:
     account = await _signed_in(request, basic=True)
     body = await _body(request, NewToken)
-    token, secret = await request.config_dict[USER_ACCOUNTS].issue_token(account.name, body.label)
+    try:
+        token, secret = await request.config_dict[USER_ACCOUNTS].issue_token(
+            account.name, body.label, body.platform
+        )
+    except AccountError as exc:
+        raise ApiError(404, exc.message) from None
     return web.json_response({**_token_view(token), "token": secret}, status=201)
 
 

@@ -125,6 +125,11 @@ def create_app(
     oauth.add_routes(app, settings.base_path)
     resources.add_routes(app, settings.base_path, settings.bots_max_upload_bytes)
     app.add_subapp(f"{settings.base_path}/api", api.api_app())
+    app.router.add_post(
+        f"{settings.base_path}/platforms/{{platform}}/json",
+        rpc.handle_platform_json,
+        expect_handler=expect,
+    )
     pages.add_routes(app, settings.base_path)
     admin.add_routes(app, settings.base_path)
     app.router.add_static(f"{settings.base_path}/static", Path(__file__).parent / "static")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from notifyd.hooks import JsonCall
 from notifyd.protocol import rpc
 from notifyd.records import NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
+from notifyd.signatures import SignatureError
 from notifyd.user_accounts import private_profile_descriptor
 from notifyd.web.body import BodyError, read_body
 from notifyd.web.forwarded import public_settings
@@ -44,6 +46,26 @@ def _json_response(body: Any, status: int = 200) -> web.Response:
 
 async def handle_json(request: web.Request) -> web.Response:
     """Answer the envelope and log one line saying what every call in it came to."""
+    return await answer_envelope(request)
+
+
+async def handle_platform_json(request: web.Request) -> web.Response:
+    """The JSON endpoint for a platform that signs its requests (Standard Webhooks, see
+    ``notifyd.signatures``): the same calls, believed only with a valid, fresh, unseen
+    signature by the platform named in the path."""
+    platform = request.match_info["platform"]
+
+    async def check(body: bytes) -> None:
+        await request.app[USER_ACCOUNTS].verify_platform_request(
+            platform, {k.lower(): v for k, v in request.headers.items()}, body
+        )
+
+    return await answer_envelope(request, check)
+
+
+async def answer_envelope(
+    request: web.Request, check: Callable[[bytes], Awaitable[None]] | None = None
+) -> web.Response:
     started = time.perf_counter()
     settings = request.app[SETTINGS]
     try:
@@ -53,10 +75,18 @@ async def handle_json(request: web.Request) -> web.Response:
             )
             check_client_ip(address, settings.allowed_ips)
         body = await read_body(request, request.app[BODY_LIMITS], request.app[BODY_BUDGET])
+        if check is not None:
+            await check(body)
         envelope = rpc.parse_envelope(body)
-    except ProtocolError as exc:
+    except (ProtocolError, SignatureError) as exc:
         status = (
-            403 if isinstance(exc, Forbidden) else exc.status if isinstance(exc, BodyError) else 200
+            403
+            if isinstance(exc, Forbidden)
+            else 401
+            if isinstance(exc, SignatureError)
+            else exc.status
+            if isinstance(exc, BodyError)
+            else 200
         )
         log.info("json_request", status=status, error=exc.message, **_timing(started))
         request.app[HOOKS].json_call(JsonCall(method="invalid", dialect="", outcome="refused"))
