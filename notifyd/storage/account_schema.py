@@ -68,3 +68,17 @@ PLATFORM_TABLES = (
     """,
     "CREATE INDEX webhook_ids_seen ON webhook_ids (seen_at)",
 )
+
+
+def refund_dead_sql(now_mark: str) -> str:
+    """Refund every charged job that is dead and not refunded yet; ``now_mark`` is the
+    engine's placeholder for the time (``?`` or ``$1``)."""
+    return (
+        "INSERT INTO ledger (id, account, kind, amount, job_key, note, created_at) "  # noqa: S608
+        "SELECT 'refund:' || l.job_key, l.account, 'refund', -l.amount, l.job_key, "
+        f"'refund: the job died', {now_mark} "
+        "FROM ledger AS l JOIN jobs AS j ON j.dedup_key = l.job_key "
+        "WHERE l.kind = 'charge' AND j.status = 'dead' AND NOT EXISTS "
+        "(SELECT 1 FROM ledger AS r WHERE r.kind = 'refund' AND r.job_key = l.job_key) "
+        "ON CONFLICT DO NOTHING"  # two hosts' maintenance rounds at once
+    )

@@ -9,6 +9,7 @@ import sqlite3
 
 from notifyd.account_records import LedgerEntry, PrivateProfile, UserToken
 from notifyd.grants import Account
+from notifyd.storage.account_schema import refund_dead_sql
 from notifyd.storage.rows import (
     account_from_row,
     ledger_from_row,
@@ -17,14 +18,7 @@ from notifyd.storage.rows import (
 )
 from notifyd.storage.sqlite import SqliteStorage
 
-_REFUND_DEAD = (
-    "INSERT INTO ledger (id, account, kind, amount, job_key, note, created_at) "
-    "SELECT 'refund:' || l.job_key, l.account, 'refund', -l.amount, l.job_key, "
-    "'refund: the job died', ? "
-    "FROM ledger AS l JOIN jobs AS j ON j.dedup_key = l.job_key "
-    "WHERE l.kind = 'charge' AND j.status = 'dead' "
-    "AND NOT EXISTS (SELECT 1 FROM ledger AS r WHERE r.kind = 'refund' AND r.job_key = l.job_key)"
-)
+_REFUND_DEAD = refund_dead_sql("?")
 
 
 class SqliteAccounts:

@@ -168,23 +168,15 @@ async def _job(request: web.Request) -> Job:
         raise web.HTTPNotFound(text=f"no job {request.match_info['id']}") from None
 
 
-async def retry_job(request: web.Request) -> web.StreamResponse:
+async def job_action(request: web.Request) -> web.StreamResponse:
+    """POST /admin/jobs/{id}/retry or /cancel: the same storage calls as ``notifyd jobs``."""
     await require_admin(request)
     await form_of(request)
     job = await _job(request)
+    storage = request.app[STORAGE]
+    act = storage.retry if request.match_info["action"] == "retry" else storage.cancel
     try:
-        await request.app[STORAGE].retry(job.id)
-    except NotifydError as exc:
-        raise web.HTTPConflict(text=exc.message) from None
-    raise redirect_to(request, f"/admin/jobs/{job.id}")
-
-
-async def cancel_job(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    await form_of(request)
-    job = await _job(request)
-    try:
-        await request.app[STORAGE].cancel(job.id)
+        await act(job.id)
     except NotifydError as exc:
         raise web.HTTPConflict(text=exc.message) from None
     raise redirect_to(request, f"/admin/jobs/{job.id}")
@@ -200,6 +192,5 @@ async def replay_dead(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application, base: str) -> None:
     app.router.add_get(f"{base}/admin", dashboard)
     app.router.add_get(f"{base}/admin/jobs/{{id}}", job_page)
-    app.router.add_post(f"{base}/admin/jobs/{{id}}/retry", retry_job)
-    app.router.add_post(f"{base}/admin/jobs/{{id}}/cancel", cancel_job)
+    app.router.add_post(f"{base}/admin/jobs/{{id}}/{{action:retry|cancel}}", job_action)
     app.router.add_post(f"{base}/admin/dead/retry", replay_dead)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
@@ -18,7 +17,8 @@ from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage import accounts_of, grants_of, open_storage
 from notifyd.user_accounts import UserAccounts
-from notifyd.web import admin, api, bots, health, oauth, pages, resources, rpc
+from notifyd.web import bots, health, oauth, resources, rpc
+from notifyd.web.account_plugin import AccountPlugin
 from notifyd.web.body import BodyBudget, BodyLimits, expect_handler
 from notifyd.web.keys import (
     BODY_BUDGET,
@@ -103,6 +103,7 @@ def create_app(
     hooks = hooks or Hooks()
     if settings.metrics_enabled:
         hooks.register(PrometheusMetrics(), "notifyd.metrics")
+    hooks.register(AccountPlugin(), "notifyd.accounts")
     app[HOOKS] = hooks
     app[JOB_EVENTS] = JobEvents()
     app.cleanup_ctx.append(storage_ctx)
@@ -124,15 +125,11 @@ def create_app(
     bots.add_routes(app, settings.base_path)
     oauth.add_routes(app, settings.base_path)
     resources.add_routes(app, settings.base_path, settings.bots_max_upload_bytes)
-    app.add_subapp(f"{settings.base_path}/api", api.api_app())
     app.router.add_post(
         f"{settings.base_path}/platforms/{{platform}}/json",
         rpc.handle_platform_json,
         expect_handler=expect,
     )
-    pages.add_routes(app, settings.base_path)
-    admin.add_routes(app, settings.base_path)
-    app.router.add_static(f"{settings.base_path}/static", Path(__file__).parent / "static")
     hooks.register_routes(app)
     # After the database and the worker started (cleanup contexts run first), and after the
     # worker drained.
