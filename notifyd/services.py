@@ -287,8 +287,15 @@ class OAuthEndpoints:
         )
 
 
-def service_descriptor(spec: ServiceSpec, settings: Settings) -> SServiceDescriptor:
-    """What ``getService`` announces; every URL is built from the daemon's public base URL."""
+def service_descriptor(
+    spec: ServiceSpec, settings: Settings, *, token_page: bool = False
+) -> SServiceDescriptor:
+    """What ``getService`` announces; every URL is built from the daemon's public base URL.
+
+    ``tokenUrl`` is where BIMserver 1.5 exchanges an OAuth code (it posts there,
+    ``OAuthServiceImpl.java:374``); BIMserver 1.4's server never calls it and its UI sends
+    the user there for a token, so with ``token_page`` (the 1.4 dialect) it is the page
+    where a user creates a user token."""
     base = settings.public_base_url
     oauth = OAuthEndpoints.of(settings)
     service_url = base + (f"/{settings.secret_path}" if settings.secret_path else "")
@@ -305,7 +312,7 @@ def service_descriptor(spec: ServiceSpec, settings: Settings) -> SServiceDescrip
         writeExtendedData=spec.write_extended_data,
         providerName=spec.provider_name or settings.provider_name,
         companyUrl=settings.provider_company_url or base,
-        tokenUrl=oauth.token,
+        tokenUrl=f"{base}/account/tokens" if token_page else oauth.token,
         newProfileUrl=f"{base}/profiles/new?service={spec.identifier}",
         registerUrl=oauth.register,
         authorizeUrl=oauth.authorize,

@@ -526,3 +526,17 @@ async def test_a_service_url_typed_with_a_trailing_slash_still_reaches_the_endpo
     client = await make_client(make_settings(base_path="/bim"))
     answer = await call_path(client, make_envelope(), "/bim//json")
     assert answer == {"response": {"result": {}}}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "token_path"),
+    [(Dialect.BIMSIE1, "/account/tokens"), (Dialect.BIMSERVER_15, "/oauth/access")],
+)
+async def test_token_url_is_the_token_page_for_1_4_and_the_oauth_endpoint_for_1_5(
+    client: Any, dialect: Dialect, token_path: str
+) -> None:
+    body = make_envelope("getService", dialect, {"serviceIdentifier": "ifc-summary"})
+    result = (await call(client, body, dialect))["response"]["result"]
+    assert result["tokenUrl"].endswith(token_path)
+    page = await client.get(token_path, allow_redirects=False)
+    assert page.status in (303, 405)  # the page (sign in first) / the token endpoint is POST

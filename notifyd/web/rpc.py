@@ -21,7 +21,7 @@ from notifyd.access import check_client_ip, client_ip
 from notifyd.errors import Forbidden, ProtocolError, StorageError
 from notifyd.hooks import JsonCall
 from notifyd.protocol import rpc
-from notifyd.records import NotificationKind
+from notifyd.records import Dialect, NotificationKind
 from notifyd.services import profile_descriptor, service_descriptor
 from notifyd.signatures import SignatureError
 from notifyd.user_accounts import private_profile_descriptor
@@ -161,7 +161,9 @@ async def _dispatch(request: web.Request, call: rpc.Call, summary: dict[str, Any
     match params:
         case rpc.GetService():
             return service_descriptor(
-                registry.service(params.serviceIdentifier), public_settings(request)
+                registry.service(params.serviceIdentifier),
+                public_settings(request),
+                token_page=call.dialect is Dialect.BIMSIE1,
             ).to_wire()
         case rpc.GetPublicProfiles():
             return [
