@@ -378,3 +378,23 @@ async def test_a_refused_upload_is_never_invited(bots: Any) -> None:
         status_line = await asyncio.wait_for(reader.readline(), 10)
         writer.close()
         assert status_line.split()[1] == str(status).encode(), status_line
+
+
+async def test_a_paid_service_without_credit_is_refused_before_the_body(
+    make_client: Callable[..., Any], make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(run_worker=True, prices={"ifc-summary": 2})
+    client = await make_client(settings)
+    base = str(client.make_url("")).rstrip("/")
+    token = await run(access_token, base)
+    answer = await run(
+        requests.post,
+        f"{base}/services/ifc-summary",
+        data=build_model(tmp_path / "model.ifc").read_bytes(),
+        headers={"Authorization": f"Bearer {token}", **IFC4},
+        timeout=60,
+    )
+    assert answer.status_code == 402, answer.text
+    assert "costs 2 credits per job" in answer.text
+    assert "holds 0" in answer.text
+    assert await client.app[STORAGE].list_jobs() == []
