@@ -80,7 +80,13 @@ class Intake:
         """Raises ProtocolError (unknown service or profile, an apiUrl not allowed) or
         StorageError (not stored: the caller must not acknowledge it)."""
         service = params.serviceIdentifier
-        account = await self._account_of(params.userToken)
+        # The user token is looked up only when it matters (a price, a private profile): the
+        # acknowledgement of a free service's notification costs no extra database read.
+        private = (params.profileIdentifier or "").startswith(PRIVATE_PREFIX)
+        needs_account = private or (
+            self.accounts is not None and self.accounts.price_of(service) > 0
+        )
+        account = await self._account_of(params.userToken) if needs_account else None
         profile = await self._profile(service, params.profileIdentifier, account)
         api_url = normalise_api_url(params.apiUrl)
         check_api_url(api_url, self.settings.allowed_api_urls)
@@ -173,7 +179,7 @@ class Intake:
     ) -> EnqueueResult:
         """Store the job, charging its price first (once per job key) when the service has
         one; a job that could not be stored is not paid for."""
-        if self.accounts is None:
+        if self.accounts is None or self.accounts.price_of(origin.service) <= 0:
             return await self.storage.enqueue(origin, max_attempts=self.settings.max_attempts)
         if isinstance(account, str):
             account = await self.accounts.grants.account(account)
