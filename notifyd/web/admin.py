@@ -87,6 +87,7 @@ async def dashboard(request: web.Request) -> web.Response:
             for j in jobs
         ],
         "dead": counts[JobStatus.DEAD],
+        "listed": _LISTED,
         "service_rows": [
             {
                 "identifier": spec.identifier,

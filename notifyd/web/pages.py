@@ -325,7 +325,7 @@ async def save_profile(request: web.Request) -> web.StreamResponse:
             "service": spec,
             "form": form,
             "fields": exc.fields,
-            "editing": False,
+            "editing": form.get("editing") == "1",
             "settings_fields": _setting_fields(spec, {**settings}),
             "error": exc.message,
         }
