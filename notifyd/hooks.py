@@ -160,11 +160,14 @@ class Hooks:
     def __init__(self) -> None:
         self.manager = _PluginManager(PROJECT)
         self.manager.add_hookspecs(HookSpecs)
+        # Announcements run on every request: their callers are looked up once per hook.
+        self._callers: dict[str, list[tuple[Any, tuple[str, ...], str]]] = {}
 
     def register(self, plugin: object, name: str) -> None:
         if self.manager.is_registered(plugin) or self.manager.has_plugin(name):
             return
         self.manager.register(plugin, name=name)
+        self._callers.clear()
 
     def service_registrations(self) -> list[tuple[str, Any]]:
         """(plugin name, its register_services function), in registration order."""
@@ -202,8 +205,14 @@ class Hooks:
     def _announce(self, hook: str, **kwargs: Any) -> None:
         """Every implementation, each on its own: one that raises does not silence the rest
         nor reach the caller."""
-        for impl in getattr(self.manager.hook, hook).get_hookimpls():
+        callers = self._callers.get(hook)
+        if callers is None:
+            callers = self._callers[hook] = [
+                (impl.function, tuple(impl.argnames), impl.plugin_name)
+                for impl in getattr(self.manager.hook, hook).get_hookimpls()
+            ]
+        for function, argnames, plugin in callers:
             try:
-                impl.function(*(kwargs[name] for name in impl.argnames))
+                function(*[kwargs[name] for name in argnames])
             except Exception:
-                log.exception("plugin_hook_failed", hook=hook, plugin=impl.plugin_name)
+                log.exception("plugin_hook_failed", hook=hook, plugin=plugin)
