@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import requests
 
@@ -87,3 +88,29 @@ async def test_a_lost_connection_answers_every_waiting_notification(
         )
         assert all(isinstance(r, StorageError) for r in results), results
         assert await storage.problems()
+
+
+async def test_a_batch_aborted_by_a_deadlock_is_tried_again(monkeypatch: Any) -> None:
+    """Hosts' batches can deadlock on the project rows; PostgreSQL aborts one, and notifyd
+    commits it again instead of refusing every notification in it."""
+    dsn = postgres_dsn()
+    async with (
+        fresh_schema(dsn) as server_settings,
+        PostgresStorage.open(dsn, server_settings=server_settings) as storage,
+    ):
+        real = storage._insert
+        calls: list[int] = []
+
+        async def deadlocked_once(batch: Any) -> Any:
+            calls.append(len(batch))
+            if len(calls) == 1:
+                raise asyncpg.DeadlockDetectedError("deadlock detected")
+            return await real(batch)
+
+        monkeypatch.setattr(storage, "_insert", deadlocked_once)
+        results = await asyncio.gather(
+            *(storage.enqueue(make_notification(), max_attempts=3) for _ in range(5))
+        )
+        assert all(r.created for r in results)
+        assert len(calls) >= 2
+        assert len(await storage.list_jobs()) == 5
