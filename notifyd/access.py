@@ -6,6 +6,8 @@ notification's token, so both the caller and the ``apiUrl`` are checked against 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import ipaddress
 from collections.abc import Sequence
@@ -122,3 +124,19 @@ def check_client_ip(
         return
     if address is None or not any(address in net for net in allowed):
         raise Forbidden(f"requests from {address or 'an unknown address'} are not allowed")
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """The user and password of an ``Authorization: Basic`` header (RFC 7617), None when the
+    header is absent or another scheme; ValueError, naming the fault, when it is malformed."""
+    scheme, _, encoded = (header or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("Authorization: Basic is not base64 of UTF-8 text") from None
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        raise ValueError("Authorization: Basic has no ':' between the user and the password")
+    return user, password

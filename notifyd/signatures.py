@@ -79,7 +79,7 @@ def verify_request(secret: str, headers: dict[str, str], body: bytes, now: float
     ]
     if missing:
         raise SignatureError(f"the request is not signed: {', '.join(missing)} missing")
-    if not stamp.isdigit():
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
         raise SignatureError(f"webhook-timestamp {stamp[:20]!r} is not Unix seconds")
     timestamp = int(stamp)
     if abs(now - timestamp) > TOLERANCE_SECONDS:

@@ -85,30 +85,45 @@ class UserAccounts:
 
     # -- accounts --------------------------------------------------------------------
 
-    async def register(self, *, name: str, email: str, password: str) -> Account:
-        email = check_email(email)
+    async def create(
+        self, *, name: str, password: str, email: str | None = None, by_provider: bool = False
+    ) -> Account:
+        """The one way an account is made: on the consent page (no e-mail), on the register
+        page and by the API (with one), unless ``open_registration`` is off; and by the
+        provider's CLI (``by_provider``) always."""
+        if not by_provider and not self.settings.open_registration:
+            raise AccountError("accounts are created by the provider here, not on this page")
+        checked_email = check_email(email) if email is not None else None
         account = Account(
             name=check_name(name),
-            email=email,
+            email=checked_email,
             password_hash=await asyncio.to_thread(hash_password, check_password(password)),
             created_at=self.clock(),
         )
-        if await self.store.account_by_email(email) is not None:
-            raise AccountError(f"an account with the e-mail {email} exists; sign in instead")
+        taken_email = f"an account with the e-mail {checked_email} exists; sign in instead"
+        if checked_email and await self.store.account_by_email(checked_email) is not None:
+            raise AccountError(taken_email)
         if not await self.grants.add_account(account):
             raise AccountError(f"the name {name!r} is taken; choose another")
-        if not await self.store.set_email(account.name, email):
-            raise AccountError(f"an account with the e-mail {email} exists; sign in instead")
+        if checked_email and not await self.store.set_email(account.name, checked_email):
+            raise AccountError(taken_email)
         return account
 
-    async def authenticate(self, email: str, password: str) -> Account:
-        """The account, or AccountError; as slow for an unknown e-mail as for a wrong
-        password."""
-        found = await self.store.account_by_email(email.strip().lower())
+    async def sign_in(
+        self, password: str, *, email: str | None = None, name: str | None = None
+    ) -> Account:
+        """The account whose e-mail (the pages, the API) or name (the consent page) and
+        password match, or AccountError; as slow for an unknown account as for a wrong
+        password, so timing tells nothing. scrypt runs in a thread, never on the loop."""
+        if email is not None:
+            found = await self.store.account_by_email(email.strip().lower())
+        else:
+            found = await self.grants.account(name) if name else None
         stored = found.password_hash if found else await asyncio.to_thread(unusable_hash)
         matches = await asyncio.to_thread(password_matches, password, stored)
         if found is None or not matches:
-            raise AccountError("wrong e-mail or password")
+            what = "e-mail" if email is not None else "account name"
+            raise AccountError(f"wrong {what} or password")
         return found
 
     # -- user tokens -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from notifyd.account_records import LedgerKind, PrivateProfile, UserToken
 from notifyd.grants import Account, secret_hash
 from notifyd.records import JobStatus
 from notifyd.storage import accounts_of, grants_of
+from notifyd.storage.account_schema import ORPHAN_CHARGE_SECONDS
 from notifyd.storage.postgres import PostgresStorage
 from notifyd.storage.sqlite import SqliteStorage
 from tests.conftest import FakeClock
@@ -146,3 +147,14 @@ async def test_dead_charged_jobs_are_refunded_once(store: Any) -> None:
     assert await accounts.refund_dead(4.0) == 1
     assert await accounts.refund_dead(5.0) == 0
     assert await accounts.balance("alice") == 10
+
+
+async def test_a_charge_whose_job_was_never_stored_is_refunded_after_a_while(store: Any) -> None:
+    _storage, accounts = store
+    await accounts.credit("alice", 10, "top-up", 1.0)
+    assert await accounts.charge("alice", "never-stored", 4, "ifc-summary", 2.0)
+    assert await accounts.refund_dead(100.0) == 0  # it may still be on its way
+    assert await accounts.refund_dead(2.0 + ORPHAN_CHARGE_SECONDS + 1) == 1
+    assert await accounts.balance("alice") == 10
+    [refund] = [e for e in await accounts.ledger("alice") if e.kind is LedgerKind.REFUND]
+    assert refund.note == "refund: the job was never stored"

@@ -142,3 +142,9 @@ async def test_private_profiles_are_validated_and_kept_per_account(client: Any) 
     assert (await client.get(url, headers=bearer(token))).status == 404
     missing_service = await client.get("/api/profiles/x", headers=bearer(token))
     assert "?service=" in (await missing_service.json())["error"]
+
+
+async def test_a_body_that_is_not_utf_8_is_named(client: Any) -> None:
+    answer = await client.post("/api/accounts", data=b'{"email": "\xff"}')
+    assert answer.status == 400
+    assert "not JSON in UTF-8" in (await answer.json())["error"]

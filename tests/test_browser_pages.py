@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from notifyd.records import JobStatus
+from tests.cli import admin_command
 from tests.conftest import PROJECT_ROOT, require_program
 from tests.ifc_factory import build_model
 from tests.stack import running_stack, wait_for_jobs
@@ -95,8 +96,8 @@ async def test_an_administrator_retries_a_dead_job(browser: Any, tmp_path: Path)
 
         page = await browser.new_page()
         await register(page, stack.url, "admin", "admin@example.com")
-        result = await asyncio.to_thread(
-            _cli, tmp_path / "data", "accounts", "add-admin", "admin@example.com"
+        result = await admin_command(
+            tmp_path / "data", "accounts", "add-admin", "admin@example.com"
         )
         assert "is an administrator" in result
         await page.goto(f"{stack.url}/admin")
@@ -118,13 +119,3 @@ async def test_an_administrator_retries_a_dead_job(browser: Any, tmp_path: Path)
         assert again.attempts == 2
         await page.reload()
         await shot(page, "08-admin-job-retried")
-
-
-def _cli(data_dir: Path, *args: str) -> str:
-    from click.testing import CliRunner
-
-    from notifyd.cli import main
-
-    result = CliRunner().invoke(main, list(args), env={"NOTIFYD_DATA_DIR": str(data_dir)})
-    assert result.exit_code == 0, result.output
-    return result.output

@@ -7,17 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
-
 from notifyd.bots.accounts import password_matches
-from notifyd.cli import main
 from notifyd.grants import ClientStyle, IssuedToken, OAuthClient, TokenKind
 from notifyd.storage.sqlite import SqliteStorage
 from notifyd.storage.sqlite_grants import SqliteGrants
-
-
-def run(data: Path, *args: str, stdin: str | None = None) -> Any:
-    return CliRunner().invoke(main, list(args), input=stdin, env={"NOTIFYD_DATA_DIR": str(data)})
+from tests.cli import run_cli
 
 
 async def _grants(data: Path, action: Any) -> Any:
@@ -26,21 +20,21 @@ async def _grants(data: Path, action: Any) -> Any:
 
 
 def test_an_account_is_created_with_a_hashed_password_and_once(tmp_path: Path) -> None:
-    created = run(tmp_path, "accounts", "add", "alice", "--password-stdin", stdin="s3cret-pw\n")
+    created = run_cli(tmp_path, "accounts", "add", "alice", "--password-stdin", stdin="s3cret-pw\n")
     assert created.exit_code == 0, created.output
-    again = run(tmp_path, "accounts", "add", "alice", "--password-stdin", stdin="other-pw\n")
+    again = run_cli(tmp_path, "accounts", "add", "alice", "--password-stdin", stdin="other-pw\n")
     assert again.exit_code == 1
-    assert "exists" in again.output
+    assert "the name 'alice' is taken" in again.output
     account = asyncio.run(_grants(tmp_path, lambda g: g.account("alice")))
     assert "s3cret-pw" not in account.password_hash
     assert password_matches("s3cret-pw", account.password_hash)
 
 
 def test_a_short_password_or_a_bad_name_is_refused_with_the_rule(tmp_path: Path) -> None:
-    short = run(tmp_path, "accounts", "add", "bob", "--password-stdin", stdin="short\n")
+    short = run_cli(tmp_path, "accounts", "add", "bob", "--password-stdin", stdin="short\n")
     assert short.exit_code == 1
     assert "at least 8" in short.output
-    bad = run(tmp_path, "accounts", "add", "-bob", "--password-stdin", stdin="long enough\n")
+    bad = run_cli(tmp_path, "accounts", "add", "-bob", "--password-stdin", stdin="long enough\n")
     assert bad.exit_code != 0
 
 
@@ -76,9 +70,9 @@ def test_revoke_ends_every_token_of_a_client(tmp_path: Path) -> None:
         )
 
     asyncio.run(_grants(tmp_path, seed))
-    listed = run(tmp_path, "oauth", "clients")
+    listed = run_cli(tmp_path, "oauth", "clients")
     assert json.loads(listed.output)["clientId"] == "c1"
-    revoked = run(tmp_path, "oauth", "revoke", "--client", "c1")
+    revoked = run_cli(tmp_path, "oauth", "revoke", "--client", "c1")
     assert revoked.exit_code == 0, revoked.output
     assert "2 tokens revoked" in revoked.output
     live = asyncio.run(_grants(tmp_path, lambda g: g.live_token("t0", TokenKind.ACCESS, 2.0)))

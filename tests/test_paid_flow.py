@@ -16,11 +16,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from click.testing import CliRunner
 
-from notifyd.cli import main
 from notifyd.emulator.notifier import ServiceCallFailed
 from notifyd.records import JobStatus
+from tests.cli import admin_command
 from tests.factories import make_envelope
 from tests.ifc_factory import build_model
 from tests.stack import running_stack, wait_for_jobs
@@ -38,17 +37,6 @@ async def _get(url: str, token: str) -> Any:
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as r:
         return await r.json()
-
-
-async def _cli(data_dir: Path, *args: str) -> str:
-    """The command as an admin runs it, beside the daemon (in a thread: it runs its own loop)."""
-
-    def run() -> str:
-        result = CliRunner().invoke(main, list(args), env={"NOTIFYD_DATA_DIR": str(data_dir)})
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    return await asyncio.to_thread(run)
 
 
 async def test_from_payment_required_to_a_paid_job(tmp_path: Path) -> None:
@@ -88,7 +76,9 @@ async def test_from_payment_required_to_a_paid_job(tmp_path: Path) -> None:
         assert "top up at" in str(poor.value)
 
         # 4. Topped up from the command line; a private profile; BIMserver lists it.
-        assert "balance 10" in await _cli(tmp_path / "data", "accounts", "credit", EMAIL, "10")
+        assert "balance 10" in await admin_command(
+            tmp_path / "data", "accounts", "credit", EMAIL, "10"
+        )
         status, _ = await _post(
             f"{stack.url}/api/profiles",
             {
@@ -130,7 +120,7 @@ async def test_a_paid_job_that_dies_is_refunded(tmp_path: Path) -> None:
             f"{stack.url}/api/accounts", {"email": EMAIL, "password": PASSWORD, "name": "carol"}
         )
         _status, issued = await _post(f"{stack.url}/api/tokens", {}, headers=BASIC)
-        await _cli(tmp_path / "data", "accounts", "credit", EMAIL, "5")
+        await admin_command(tmp_path / "data", "accounts", "credit", EMAIL, "5")
         poid = stack.emulator.add_project()
         service = dataclasses.replace(
             await stack.service("test-boom", poid=poid), user_token=issued["token"]

@@ -81,6 +81,7 @@ async def test_a_signed_request_is_believed_once(client: Any) -> None:
         ("wrong secret", "does not match"),
         ("tampered body", "does not match"),
         ("unsigned", "webhook-signature missing"),
+        ("huge timestamp", "is not Unix seconds"),
         ("unknown platform", "no platform 'other'"),
     ],
 )
@@ -103,6 +104,8 @@ async def test_a_bad_signature_is_refused_and_nothing_queued(
         sent = body.replace(b"131073", b"131074")
     if change == "unsigned":
         del headers["webhook-signature"]
+    if change == "huge timestamp":
+        headers["webhook-timestamp"] = "9" * 5000
     path = "/platforms/other/json" if change == "unknown platform" else "/platforms/acme/json"
     answer = await client.post(path, data=sent, headers=headers)
     assert answer.status == 401

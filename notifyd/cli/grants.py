@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from notifyd.bots.accounts import AccountError, check_name, check_password, hash_password
+from notifyd.bots.accounts import AccountError, check_password, hash_password
 from notifyd.cli.common import config_option, with_storage
 from notifyd.config import Settings
 from notifyd.grants import Account
@@ -37,21 +37,28 @@ def _password(from_stdin: bool) -> str:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def accounts_add(config_path: Path | None, name: str, password_stdin: bool) -> None:
     """Create an account NAME (the password is asked for)."""
-    try:
-        account = Account(
-            name=check_name(name),
-            password_hash=hash_password(check_password(_password(password_stdin))),
-            created_at=time.time(),
-        )
-    except AccountError as exc:
-        raise click.ClickException(exc.message) from exc
+    password = _password(password_stdin)
 
-    async def add(storage: Storage, _settings: Settings) -> bool:
-        return await grants_of(storage).add_account(account)
+    async def add(storage: Storage, settings: Settings) -> str:
+        try:
+            created = await _user_accounts(storage, settings).create(
+                name=name, password=password, by_provider=True
+            )
+        except AccountError as exc:
+            raise click.ClickException(exc.message) from exc
+        return created.name
 
-    if not with_storage(config_path, add):
-        raise click.ClickException(f"an account named {name!r} exists")
-    click.echo(f"account {name} created")
+    click.echo(f"account {with_storage(config_path, add)} created")
+
+
+def _user_accounts(storage: Storage, settings: Settings) -> UserAccounts:
+    """The accounts' rules for a command (no services: a command serves none)."""
+    return UserAccounts(
+        grants=grants_of(storage),
+        store=accounts_of(storage),
+        registry=Registry(),
+        settings=settings,
+    )
 
 
 @accounts.command("password")
@@ -196,14 +203,8 @@ def platforms_add(config_path: Path | None, name: str) -> None:
     It then signs its requests to <public_url>/platforms/NAME/json."""
 
     async def add(storage: Storage, settings: Settings) -> str:
-        accounts = UserAccounts(
-            grants=grants_of(storage),
-            store=accounts_of(storage),
-            registry=Registry(),
-            settings=settings,
-        )
         try:
-            return await accounts.add_platform(name)
+            return await _user_accounts(storage, settings).add_platform(name)
         except AccountError as exc:
             raise click.ClickException(exc.message) from exc
 

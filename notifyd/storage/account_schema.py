@@ -70,15 +70,23 @@ PLATFORM_TABLES = (
 )
 
 
-def refund_dead_sql(now_mark: str) -> str:
-    """Refund every charged job that is dead and not refunded yet; ``now_mark`` is the
-    engine's placeholder for the time (``?`` or ``$1``)."""
+# A charge is taken just before its job is stored; a charge whose job is still missing this
+# long after is one whose storing failed in a way that could not give it back (a crash
+# between the two): it is refunded too.
+ORPHAN_CHARGE_SECONDS = 300
+
+
+def refund_dead_sql(now_mark: str, cutoff_mark: str) -> str:
+    """Refund every charge whose job is dead, or was never stored (charged before
+    ``cutoff_mark``), and is not refunded yet; the marks are the engine's placeholders."""
     return (
         "INSERT INTO ledger (id, account, kind, amount, job_key, note, created_at) "  # noqa: S608
         "SELECT 'refund:' || l.job_key, l.account, 'refund', -l.amount, l.job_key, "
-        f"'refund: the job died', {now_mark} "
-        "FROM ledger AS l JOIN jobs AS j ON j.dedup_key = l.job_key "
-        "WHERE l.kind = 'charge' AND j.status = 'dead' AND NOT EXISTS "
+        "CASE WHEN j.id IS NULL THEN 'refund: the job was never stored' "
+        f"ELSE 'refund: the job died' END, {now_mark} "
+        "FROM ledger AS l LEFT JOIN jobs AS j ON j.dedup_key = l.job_key "
+        f"WHERE l.kind = 'charge' AND (j.status = 'dead' OR (j.id IS NULL AND l.created_at < "
+        f"{cutoff_mark})) AND NOT EXISTS "
         "(SELECT 1 FROM ledger AS r WHERE r.kind = 'refund' AND r.job_key = l.job_key) "
         "ON CONFLICT DO NOTHING"  # two hosts' maintenance rounds at once
     )

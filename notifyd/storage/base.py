@@ -226,7 +226,8 @@ class AccountStore(Protocol):
         ...
 
     async def refund_dead(self, now: float) -> int:
-        """Refund every charged job that is dead and not yet refunded; how many."""
+        """Refund every charge whose job is dead, or was never stored (a crash between the
+        charge and the job), and is not refunded yet; how many."""
         ...
 
     async def ledger(self, account: str) -> list[LedgerEntry]: ...

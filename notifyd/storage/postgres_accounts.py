@@ -11,7 +11,7 @@ import asyncpg
 
 from notifyd.account_records import LedgerEntry, PrivateProfile, UserToken
 from notifyd.grants import Account
-from notifyd.storage.account_schema import refund_dead_sql
+from notifyd.storage.account_schema import ORPHAN_CHARGE_SECONDS, refund_dead_sql
 from notifyd.storage.postgres import PostgresStorage
 from notifyd.storage.rows import (
     account_from_row,
@@ -20,7 +20,7 @@ from notifyd.storage.rows import (
     user_token_from_row,
 )
 
-_REFUND_DEAD = refund_dead_sql("$1")
+_REFUND_DEAD = refund_dead_sql("$1", "$2")
 
 
 class PostgresAccounts:
@@ -197,7 +197,7 @@ class PostgresAccounts:
         return status == "INSERT 0 1"
 
     async def refund_dead(self, now: float) -> int:
-        status = await self.pool.execute(_REFUND_DEAD, now)
+        status = await self.pool.execute(_REFUND_DEAD, now, now - ORPHAN_CHARGE_SECONDS)
         return int(status.rsplit(" ", 1)[-1])
 
     async def ledger(self, account: str) -> list[LedgerEntry]:

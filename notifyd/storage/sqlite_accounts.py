@@ -9,7 +9,7 @@ import sqlite3
 
 from notifyd.account_records import LedgerEntry, PrivateProfile, UserToken
 from notifyd.grants import Account
-from notifyd.storage.account_schema import refund_dead_sql
+from notifyd.storage.account_schema import ORPHAN_CHARGE_SECONDS, refund_dead_sql
 from notifyd.storage.rows import (
     account_from_row,
     ledger_from_row,
@@ -18,7 +18,7 @@ from notifyd.storage.rows import (
 )
 from notifyd.storage.sqlite import SqliteStorage
 
-_REFUND_DEAD = refund_dead_sql("?")
+_REFUND_DEAD = refund_dead_sql("?", "?")
 
 
 class SqliteAccounts:
@@ -222,7 +222,7 @@ class SqliteAccounts:
 
     async def refund_dead(self, now: float) -> int:
         def write(conn: sqlite3.Connection) -> int:
-            return conn.execute(_REFUND_DEAD, (now,)).rowcount
+            return conn.execute(_REFUND_DEAD, (now, now - ORPHAN_CHARGE_SECONDS)).rowcount
 
         return await self.storage.run_write(write)
 

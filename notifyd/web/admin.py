@@ -6,7 +6,6 @@ balance. The same operations as ``notifyd jobs``, through the same storage calls
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -15,7 +14,7 @@ from notifyd.grants import Account
 from notifyd.logs import JOB_LINES
 from notifyd.records import Job, JobStatus, Notification
 from notifyd.web.keys import SETTINGS, STORAGE, USER_ACCOUNTS
-from notifyd.web.pages import form_of, redirect_to, render, require
+from notifyd.web.pages import form_of, redirect_to, render, require, when
 
 _LISTED = 200  # jobs read for the dashboard's table, newest first
 _SHOWN_FIELDS = ("event", "level", "timestamp", "job_id", "request_id")
@@ -28,12 +27,6 @@ async def require_admin(request: web.Request) -> Account:
             text="this page is for administrators (notifyd accounts add-admin EMAIL)"
         )
     return account
-
-
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _project(job: Job) -> str:
@@ -69,7 +62,7 @@ async def dashboard(request: web.Request) -> web.Response:
     prices = request.app[SETTINGS].prices
     context = {
         "counts": [(str(state), counts[state]) for state in JobStatus],
-        "oldest": _when(oldest),
+        "oldest": when(oldest),
         "filters": filters,
         "services": sorted(registry.services),
         "jobs": [
@@ -81,7 +74,7 @@ async def dashboard(request: web.Request) -> web.Response:
                 "account": j.account,
                 "attempts": j.attempts,
                 "max_attempts": j.max_attempts,
-                "arrived": _when(j.created_at),
+                "arrived": when(j.created_at),
                 "last_error": (j.last_error or "")[:160],
             }
             for j in jobs
@@ -121,7 +114,7 @@ async def job_page(request: web.Request) -> web.Response:
             "number": a.number,
             "worker": a.worker_id,
             "outcome": str(a.outcome),
-            "started": _when(a.started_at),
+            "started": when(a.started_at),
             "took": f"{(a.finished_at - a.started_at):.2f} s" if a.finished_at else "running",
             "error": a.error,
         }
@@ -133,8 +126,8 @@ async def job_page(request: web.Request) -> web.Response:
         ("project", _project(job)),
         ("account", job.account or ""),
         ("attempts", f"{job.attempts} of {job.max_attempts}"),
-        ("arrived", _when(job.created_at)),
-        ("finished", _when(job.finished_at)),
+        ("arrived", when(job.created_at)),
+        ("finished", when(job.finished_at)),
         ("last error", job.last_error or ""),
     ]
     lines = [

@@ -8,14 +8,13 @@ with the HTTP status that fits it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from notifyd.access import basic_credentials
 from notifyd.account_records import PrivateProfile, UserToken
 from notifyd.bots.accounts import AccountError
 from notifyd.errors import UnknownService
@@ -60,11 +59,13 @@ class ApiError(Exception):
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    raw = await request.read()
     try:
-        raw = await request.read()
-        return model.model_validate(json.loads(raw or b"{}"))
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"the body is not JSON: {exc}") from None
+        data = json.loads(raw or b"{}")
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes not UTF-8
+        raise ApiError(400, f"the body is not JSON in UTF-8: {exc}") from None
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
@@ -83,11 +84,11 @@ async def _signed_in(request: web.Request, *, basic: bool) -> Account:
         return account
     if scheme.lower() == "basic" and basic:
         try:
-            email, _, password = base64.b64decode(credentials).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise ApiError(401, "Authorization: Basic must be base64 of email:password") from None
+            email, password = basic_credentials(header) or ("", "")
+        except ValueError as exc:
+            raise ApiError(401, f"{exc}: send base64 of email:password") from None
         try:
-            return await accounts.authenticate(email, password)
+            return await accounts.sign_in(password, email=email)
         except AccountError as exc:
             raise ApiError(401, exc.message) from None
     wanted = "Basic (e-mail and password) or Bearer (a user token)" if basic else "Bearer"
@@ -117,7 +118,7 @@ def _profile_view(profile: PrivateProfile) -> dict[str, Any]:
 async def create_account(request: web.Request) -> web.Response:
     body = await _body(request, NewAccount)
     try:
-        account = await request.config_dict[USER_ACCOUNTS].register(
+        account = await request.config_dict[USER_ACCOUNTS].create(
             name=body.name, email=body.email, password=body.password
         )
     except AccountError as exc:

@@ -4,10 +4,6 @@ module turns requests into its calls and its errors into RFC 6749 answers."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -17,13 +13,9 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from notifyd.access import basic_credentials
 from notifyd.bots.accounts import (
     AccountError,
-    check_name,
-    check_password,
-    hash_password,
-    password_matches,
-    unusable_hash,
 )
 from notifyd.bots.oauth import (
     AuthorizationRequest,
@@ -33,10 +25,9 @@ from notifyd.bots.oauth import (
     redirect_with,
 )
 from notifyd.bots.oauth_wire import ClientRegistration, ErrorAnswer
-from notifyd.grants import Account
 from notifyd.web.body import BodyError, read_body
 from notifyd.web.forwarded import public_settings
-from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, GRANTS, OAUTH, SETTINGS
+from notifyd.web.keys import BODY_BUDGET, BODY_LIMITS, OAUTH, SETTINGS, USER_ACCOUNTS
 
 log = structlog.get_logger("notifyd.oauth")
 
@@ -118,7 +109,12 @@ async def handle_authorize_answer(request: web.Request) -> web.StreamResponse:
     name, password = form.get("username", "").strip(), form.get("password", "")
     service = form.get("service", "") or (checked.service.identifier if checked.service else "")
     try:
-        account = await _sign_in(request, name, password, creating=form.get("create") == "on")
+        accounts = request.app[USER_ACCOUNTS]
+        if form.get("create") == "on":
+            account = (await accounts.create(name=name, password=password)).name
+            log.info("account_created", account=account)
+        else:
+            account = (await accounts.sign_in(password, name=name)).name
     except AccountError as exc:
         return _consent_page(request, checked, error=exc.message, status=401)
     try:
@@ -127,31 +123,6 @@ async def handle_authorize_answer(request: web.Request) -> web.StreamResponse:
         return _consent_page(request, checked, error=exc.message, status=400)
     log.info("oauth_approved", client_id=checked.client.client_id, account=account)
     raise web.HTTPSeeOther(location)
-
-
-async def _sign_in(request: web.Request, name: str, password: str, *, creating: bool) -> str:
-    """The account's name once its password is right, or a new account's. scrypt takes tens
-    of milliseconds of CPU by design: it runs in a thread, never on the event loop that
-    acknowledges BIMserver's notifications."""
-    grants = request.app[GRANTS]
-    if creating:
-        if not request.app[SETTINGS].open_registration:
-            raise AccountError("accounts are created by the provider here, not on this page")
-        account = Account(
-            name=check_name(name),
-            password_hash=await asyncio.to_thread(hash_password, check_password(password)),
-            created_at=time.time(),
-        )
-        if not await grants.add_account(account):
-            raise AccountError(f"the name {name!r} is taken")
-        log.info("account_created", account=name)
-        return name
-    found = await grants.account(name) if name else None
-    # A missing account costs the same hashing as a wrong password: timing tells nothing.
-    stored = found.password_hash if found else await asyncio.to_thread(unusable_hash)
-    if not await asyncio.to_thread(password_matches, password, stored) or found is None:
-        raise AccountError("wrong account name or password")
-    return found.name
 
 
 async def handle_access(request: web.Request) -> web.Response:
@@ -196,16 +167,14 @@ async def _token_form(request: web.Request) -> dict[str, str]:
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """RFC 6749 section 2.3.1: form-urlencoded id and secret, base64 in Basic."""
-    if not header or not header.lower().startswith("basic "):
-        return None
+    """RFC 6749 section 2.3.1: the id and secret are form-urlencoded inside Basic."""
     try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise OAuthError("invalid_client", "Authorization: Basic is not base64", 401) from None
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        raise OAuthError("invalid_client", "Authorization: Basic has no ':'", 401)
+        pair = basic_credentials(header)
+    except ValueError as exc:
+        raise OAuthError("invalid_client", str(exc), 401) from None
+    if pair is None:
+        return None
+    client_id, secret = pair
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
@@ -227,7 +196,7 @@ def _consent_page(
             "service": checked.service,
             "choices": checked.choices,
             "provider": settings.provider_name,
-            "open_registration": settings.open_registration,
+            "open_registration": request.app[USER_ACCOUNTS].settings.open_registration,
             "action": f"{public_path}/oauth/authorize",
             "error": error,
         },

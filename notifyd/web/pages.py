@@ -104,7 +104,7 @@ async def register(request: web.Request) -> web.StreamResponse:
     form = await form_of(request)
     accounts = request.app[USER_ACCOUNTS]
     try:
-        account = await accounts.register(
+        account = await accounts.create(
             name=form.get("name", "").strip(),
             email=form.get("email", ""),
             password=form.get("password", ""),
@@ -125,8 +125,8 @@ async def login_page(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.StreamResponse:
     form = await form_of(request)
     try:
-        account = await request.app[USER_ACCOUNTS].authenticate(
-            form.get("email", ""), form.get("password", "")
+        account = await request.app[USER_ACCOUNTS].sign_in(
+            form.get("password", ""), email=form.get("email", "")
         )
     except AccountError as exc:
         context = {"form": {"email": form.get("email", "")}, "next": form.get("next", "")}
@@ -146,15 +146,18 @@ async def logout(request: web.Request) -> web.StreamResponse:
 # -- the account --------------------------------------------------------------------------
 
 
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+def when(epoch: float | None) -> str:
+    """A time as the pages show it (UTC); empty for none."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 async def account_page(request: web.Request) -> web.Response:
     account = await require(request)
     store = request.app[USER_ACCOUNTS].store
     ledger = [
-        {"when": _when(e.created_at), "note": e.note, "amount": e.amount}
+        {"when": when(e.created_at), "note": e.note, "amount": e.amount}
         for e in reversed(await store.ledger(account.name))
     ]
     prices = sorted(request.app[SETTINGS].prices.items())
@@ -168,7 +171,7 @@ async def tokens_page(request: web.Request, new_token: str | None = None) -> web
         {
             "id": t.id,
             "label": t.label,
-            "created": _when(t.created_at),
+            "created": when(t.created_at),
             "revoked": t.revoked_at is not None,
         }
         for t in await request.app[USER_ACCOUNTS].store.user_tokens(account.name)

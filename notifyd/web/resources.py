@@ -93,10 +93,11 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
     except UnsupportedType as exc:
         return _problem(415, exc.message)
     accounts = request.app[USER_ACCOUNTS]
-    try:  # before the body: a paid service without credit is refused without the upload
-        await accounts.admit(spec.identifier, await accounts.grants.account(bearer.account))
-    except PaymentRequired as exc:
-        return _problem(402, exc.message)
+    if accounts.price_of(spec.identifier) > 0:  # a free service costs no lookup here
+        try:  # before the body: a paid service without credit is refused without the upload
+            await accounts.admit(spec.identifier, await accounts.grants.account(bearer.account))
+        except PaymentRequired as exc:
+            return _problem(402, exc.message)
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", ""):
         return _problem(415, f"Content-Encoding {encoding[:40]!r}: send the model uncompressed")

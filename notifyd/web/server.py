@@ -25,7 +25,7 @@ from notifyd.logs import configure_logging
 from notifyd.reload import prepare_reload
 from notifyd.systemd_notify import SystemdNotifier
 from notifyd.web.guard import ConnectionLimits, GuardedTCPSite
-from notifyd.web.keys import INTAKE, LIFECYCLE, OAUTH, REGISTRY, SETTINGS
+from notifyd.web.keys import INTAKE, LIFECYCLE, OAUTH, REGISTRY, SETTINGS, USER_ACCOUNTS
 
 log = structlog.get_logger("notifyd")
 
@@ -94,6 +94,7 @@ class Server:
             self.app[REGISTRY].replace_with(plan.registry)
             self.app[INTAKE].settings = plan.settings
             self.app[OAUTH].settings = plan.settings
+            self.app[USER_ACCOUNTS].settings = plan.settings
             if "log_level" in plan.applied:
                 configure_logging(plan.settings.log_format, plan.settings.log_level)
             log.info(
