@@ -80,8 +80,10 @@ class Intake:
         """Raises ProtocolError (unknown service or profile, an apiUrl not allowed) or
         StorageError (not stored: the caller must not acknowledge it)."""
         service = params.serviceIdentifier
-        # The user token is looked up only when it matters (a price, a private profile): the
-        # acknowledgement of a free service's notification costs no extra database read.
+        # userToken is the token the user gave BIMserver for this service (SService.token:
+        # NewRevisionNotification.java:325 passes service.getToken() there, and the
+        # notification's own token as ``token``). It is looked up only when it matters (a
+        # price, a private profile): a free service's acknowledgement costs no extra read.
         private = (params.profileIdentifier or "").startswith(PRIVATE_PREFIX)
         needs_account = private or (
             self.accounts is not None and self.accounts.price_of(service) > 0

@@ -44,7 +44,11 @@ from notifyd.storage.base import AccountStore, GrantStore
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _PROFILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TOKEN_PREFIX = "ndu_"  # noqa: S105 (a prefix: a notifyd user token is recognisable in a leak)
-PRIVATE_PREFIX = "private:"  # what BIMserver gets as a private profile's identifier
+# What BIMserver gets as a private profile's identifier. BIMserver stores the identifier of
+# the profile the user picked on the service (SService.profileIdentifier) and sends it back
+# as profileIdentifier in every notification (NewRevisionNotification.java:325 at HEAD, :278
+# at 1.4), so the prefix tells the intake to look in the account's own profiles.
+PRIVATE_PREFIX = "private:"
 
 
 class PaymentRequired(ProtocolError):
@@ -166,10 +170,11 @@ class UserAccounts:
         return await self.store.account_of_token(secret_hash(token))
 
     async def account_of_caller(self, token: str | None) -> Account | None:
-        """The account behind what BIMserver sends as ``token`` in getPrivateProfiles: a user
-        token (1.4, and 1.5 services configured with one) or the OAuth authorization code
-        BIMserver 1.5 got for the user (ServiceImpl.java:2445). Raises ProtocolError, saying
-        where to get a token, for one that names nobody."""
+        """The account behind what BIMserver sends as ``token`` in getPrivateProfiles: the
+        user token its UI passes through (1.4: ``getAllPrivateProfiles(notificationsUrl,
+        serviceIdentifier, token)``, ServiceImpl.java:1208 at 1.4.0-FINAL-2015-11-04) or the
+        OAuth authorization code BIMserver 1.5 kept for the user (ServiceImpl.java:2445 at
+        HEAD). Raises ProtocolError, saying where to get a token, for one that names nobody."""
         if not token:
             return None
         account = await self.account_of_token(token)
