@@ -4,6 +4,7 @@ dead job's attempts and its retry."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from notifyd.records import JobStatus
@@ -54,3 +55,18 @@ async def test_the_dashboard_shows_the_queue_and_a_dead_job_is_retried(client: A
     assert (await client.app[STORAGE].get(job_id)).status is JobStatus.QUEUED
     missing = await client.get("/admin/jobs/999")
     assert missing.status == 404
+
+
+async def test_the_oldest_waiting_job_is_found_past_the_listed_ones(client: Any) -> None:
+    await register(client)
+    await client.app[USER_ACCOUNTS].store.set_admin(ACCOUNT["name"], True)
+    storage = client.app[STORAGE]
+    for _ in range(205):  # more than the dashboard lists
+        answer = await client.post("/json", data=json.dumps(make_envelope()))
+        assert answer.status == 200
+    # The first job waited since long ago: only a look past the listed 200 finds it.
+    first = min(j.id for j in await storage.list_jobs(status=JobStatus.QUEUED, limit=300))
+    with sqlite3.connect(storage.path) as conn:
+        conn.execute("UPDATE jobs SET created_at = 1600000000 WHERE id = ?", (first,))
+    page = await (await client.get("/admin")).text()
+    assert "<strong>2020-09-13 12:26:40 UTC</strong>oldest waiting" in page

@@ -56,8 +56,14 @@ async def dashboard(request: web.Request) -> web.Response:
         j for j in await storage.list_jobs(status=status, limit=_LISTED) if _matches(j, filters)
     ]
     counts = await storage.counts()
-    waiting = await storage.list_jobs(status=JobStatus.QUEUED, limit=_LISTED)
-    oldest = min((j.created_at for j in waiting), default=None)
+    queued = counts[JobStatus.QUEUED]
+    # Newest first: the oldest waiting job is the last one, however long the queue.
+    last = (
+        await storage.list_jobs(status=JobStatus.QUEUED, limit=1, offset=queued - 1)
+        if queued
+        else []
+    )
+    oldest = last[0].created_at if last else None
     registry = accounts.registry
     prices = request.app[SETTINGS].prices
     context = {

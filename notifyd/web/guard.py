@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
@@ -36,8 +36,6 @@ class ConnectionLimits:
     max_connections: int = 1024
     head_timeout: float = 10.0
     open: int = 0
-    refused: int = field(default=0)  # connections answered 503 for being over the limit
-    timed_out: int = field(default=0)  # connections closed for a head that never finished
 
 
 class _GuardedProtocol(asyncio.Protocol):
@@ -53,7 +51,6 @@ class _GuardedProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         if self.limits.open >= self.limits.max_connections:
-            self.limits.refused += 1
             self.transport.write(_BUSY)
             self.transport.close()
             return
@@ -66,7 +63,6 @@ class _GuardedProtocol(asyncio.Protocol):
 
     def _head_too_slow(self) -> None:
         if not self.head_seen and self.transport is not None:
-            self.limits.timed_out += 1
             log.info("connection_closed_slow_head", seconds=self.limits.head_timeout)
             self.transport.abort()
 
