@@ -76,6 +76,7 @@ class Intake:
         kind: NotificationKind,
         dialect: Dialect,
         params: rpc.NotificationParameters,
+        public_url: str | None = None,
     ) -> Accepted:
         """Raises ProtocolError (unknown service or profile, an apiUrl not allowed) or
         StorageError (not stored: the caller must not acknowledge it)."""
@@ -89,7 +90,7 @@ class Intake:
             self.accounts is not None and self.accounts.price_of(service) > 0
         )
         account = await self._account_of(params.userToken) if needs_account else None
-        profile = await self._profile(service, params.profileIdentifier, account)
+        profile = await self._profile(service, params.profileIdentifier, account, public_url)
         api_url = normalise_api_url(params.apiUrl)
         check_api_url(api_url, self.settings.allowed_api_urls)
         notification = Notification(
@@ -106,7 +107,7 @@ class Intake:
             user_token=None,  # never stored: the account it names is
             account=account.name if account else None,
         )
-        stored = await self._charged_enqueue(notification, account)
+        stored = await self._charged_enqueue(notification, account, public_url)
         if stored.created:
             self._stored(stored.job_id, notification.service, str(kind))
         return Accepted(
@@ -129,7 +130,7 @@ class Intake:
             )
         return spec
 
-    async def upload(self, request: UploadRequest) -> int:
+    async def upload(self, request: UploadRequest, public_url: str | None = None) -> int:
         """The job id of a model posted to a service's resource URL. Raises ProtocolError
         (the service or the types are not offered) or StorageError (not stored)."""
         spec = self.check_upload(request.service, request.input_type, request.output_type)
@@ -145,7 +146,7 @@ class Intake:
             client_id=request.client_id,
             context_id=request.context_id,
         )
-        stored = await self._charged_enqueue(upload, request.account)
+        stored = await self._charged_enqueue(upload, request.account, public_url)
         if stored.created:
             self._stored(stored.job_id, upload.service, "upload")
         return stored.job_id
@@ -155,7 +156,13 @@ class Intake:
             return None
         return await self.accounts.account_of_token(user_token)
 
-    async def _profile(self, service: str, identifier: str | None, account: Account | None) -> str:
+    async def _profile(
+        self,
+        service: str,
+        identifier: str | None,
+        account: Account | None,
+        public_url: str | None,
+    ) -> str:
         """A public profile's identifier, or ``private:<identifier>`` of the account's own
         (which needs the user token that names the account)."""
         if identifier and identifier.startswith(PRIVATE_PREFIX) and self.accounts is not None:
@@ -171,13 +178,13 @@ class Intake:
                     f"profile {identifier!r} of {service} is private to an account: give the "
                     "user token of the account that owns it in BIMserver's settings for this "
                     "service (tokens are made at "
-                    f"{self.settings.public_base_url}/account/tokens)"
+                    f"{self.accounts.base_url(public_url)}/account/tokens)"
                 )
             return identifier
         return self.registry.profile(service, identifier).identifier
 
     async def _charged_enqueue(
-        self, origin: Origin, account: Account | str | None
+        self, origin: Origin, account: Account | str | None, public_url: str | None
     ) -> EnqueueResult:
         """Store the job, charging its price first (once per job key) when the service has
         one; a job that could not be stored is not paid for."""
@@ -185,8 +192,8 @@ class Intake:
             return await self.storage.enqueue(origin, max_attempts=self.settings.max_attempts)
         if isinstance(account, str):
             account = await self.accounts.grants.account(account)
-        charge = await self.accounts.admit(origin.service, account)
-        await self.accounts.charge(charge, origin.dedup_key, origin.service)
+        charge = await self.accounts.admit(origin.service, account, public_url)
+        await self.accounts.charge(charge, origin.dedup_key, origin.service, public_url)
         try:
             return await self.storage.enqueue(origin, max_attempts=self.settings.max_attempts)
         except StorageError:

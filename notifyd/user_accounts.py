@@ -169,7 +169,9 @@ class UserAccounts:
             return None
         return await self.store.account_of_token(secret_hash(token))
 
-    async def account_of_caller(self, token: str | None) -> Account | None:
+    async def account_of_caller(
+        self, token: str | None, public_url: str | None = None
+    ) -> Account | None:
         """The account behind what BIMserver sends as ``token`` in getPrivateProfiles: the
         user token its UI passes through (1.4: ``getAllPrivateProfiles(notificationsUrl,
         serviceIdentifier, token)``, ServiceImpl.java:1208 at 1.4.0-FINAL-2015-11-04) or the
@@ -182,17 +184,20 @@ class UserAccounts:
             name = await self.grants.code_account(secret_hash(token))
             account = await self.grants.account(name) if name else None
         if account is None:
+            base = self.base_url(public_url)
             raise ProtocolError(
                 "the token names no account of this provider: create a user token at "
-                f"{self.settings.public_base_url}/account/tokens (or register at "
-                f"{self.settings.public_base_url}/account/register) and give it to BIMserver"
+                f"{base}/account/tokens (or register at {base}/account/register) and give it "
+                "to BIMserver"
             )
         return account
 
-    async def bimserver_profiles(self, service: str, token: str | None) -> list[PrivateProfile]:
+    async def bimserver_profiles(
+        self, service: str, token: str | None, public_url: str | None = None
+    ) -> list[PrivateProfile]:
         """getPrivateProfiles: the profiles of the account ``token`` names, for ``service``."""
         self.registry.service(service)
-        account = await self.account_of_caller(token)
+        account = await self.account_of_caller(token, public_url)
         if account is None:
             return []
         return await self.store.private_profiles(account.name, service)
@@ -269,13 +274,20 @@ class UserAccounts:
     def price_of(self, service: str) -> int:
         return self.settings.prices.get(service, 0)
 
-    async def admit(self, service: str, account: Account | None) -> Charge:
+    def base_url(self, public_url: str | None) -> str:
+        """Where the messages send people: the request's public address (behind a proxy,
+        the proxy's), else the configured one."""
+        return public_url or self.settings.public_base_url
+
+    async def admit(
+        self, service: str, account: Account | None, public_url: str | None = None
+    ) -> Charge:
         """Whether a job for ``service`` may be taken for ``account``: PaymentRequired, with
         the price and where to register or top up, when it may not."""
         price = self.price_of(service)
         if price <= 0:
             return Charge(account.name if account else None, 0)
-        base = self.settings.public_base_url
+        base = self.base_url(public_url)
         if account is None:
             raise PaymentRequired(
                 f"payment required: {service} costs {price} credits per job and needs an "
@@ -291,7 +303,9 @@ class UserAccounts:
             )
         return Charge(account.name, price)
 
-    async def charge(self, charge: Charge, job_key: str, service: str) -> None:
+    async def charge(
+        self, charge: Charge, job_key: str, service: str, public_url: str | None = None
+    ) -> None:
         """Take the price, once for this job key; PaymentRequired if the credit went meanwhile
         (another job of the same account took it)."""
         if charge.price <= 0 or charge.account is None:
@@ -303,7 +317,7 @@ class UserAccounts:
             raise PaymentRequired(
                 f"payment required: {service} costs {charge.price} credits per job and the "
                 f"account {charge.account} no longer holds them; top up at "
-                f"{self.settings.public_base_url}/account"
+                f"{self.base_url(public_url)}/account"
             )
 
     async def give_back(self, charge: Charge, job_key: str, why: str) -> None:

@@ -124,3 +124,15 @@ async def test_the_consent_form_posts_under_the_public_prefix(
     async with client.get("/oauth/authorize", params=query, headers=PROXIED) as response:
         page = await response.text()
     assert 'action="/notifyd/oauth/authorize"' in page
+
+
+async def test_a_payment_required_message_names_the_public_pages(
+    make_client: Any, make_settings: Any
+) -> None:
+    client = await make_client(
+        make_settings(trusted_proxies=["127.0.0.0/8"], prices={"ifc-summary": 3})
+    )
+    async with client.post("/json", json=make_envelope(), headers=PROXIED) as response:
+        message = (await response.json())["response"]["exception"]["message"]
+    assert f"register at {PUBLIC}/account/register" in message
+    assert f"POST {PUBLIC}/api/tokens" in message

@@ -26,6 +26,12 @@ _PREFIX = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?$")
 _PROTOS = frozenset({"http", "https"})
 
 
+def public_base_url(request: web.Request) -> str:
+    """This request's public base URL (no copy of the settings: cheap on any request)."""
+    settings = request.app[SETTINGS]
+    return forwarded_base_url(request, settings) or settings.public_base_url
+
+
 def public_settings(request: web.Request) -> Settings:
     """The settings with ``public_url`` as this request's public base URL."""
     settings = request.app[SETTINGS]

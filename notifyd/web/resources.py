@@ -27,7 +27,7 @@ from notifyd.errors import ProtocolError, StorageError, UnknownService, Unsuppor
 from notifyd.intake import UploadRequest
 from notifyd.records import Job, JobStatus, StoredResult, Upload
 from notifyd.user_accounts import PaymentRequired
-from notifyd.web.forwarded import public_settings
+from notifyd.web.forwarded import public_base_url, public_settings
 from notifyd.web.keys import INTAKE, JOB_EVENTS, OAUTH, SETTINGS, STORAGE, USER_ACCOUNTS
 from notifyd.worker.upload_binding import UPLOADS
 
@@ -95,7 +95,8 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
     accounts = request.app[USER_ACCOUNTS]
     if accounts.price_of(spec.identifier) > 0:  # a free service costs no lookup here
         try:  # before the body: a paid service without credit is refused without the upload
-            await accounts.admit(spec.identifier, await accounts.grants.account(bearer.account))
+            account = await accounts.grants.account(bearer.account)
+            await accounts.admit(spec.identifier, account, public_base_url(request))
         except PaymentRequired as exc:
             return _problem(402, exc.message)
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
@@ -124,7 +125,8 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
                 account=bearer.account,
                 client_id=bearer.client_id,
                 context_id=context_id,
-            )
+            ),
+            public_base_url(request),
         )
     except (ProtocolError, StorageError) as exc:
         await asyncio.to_thread(path.unlink, True)

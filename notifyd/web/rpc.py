@@ -26,7 +26,7 @@ from notifyd.services import profile_descriptor, service_descriptor
 from notifyd.signatures import SignatureError
 from notifyd.user_accounts import private_profile_descriptor
 from notifyd.web.body import BodyError, read_body
-from notifyd.web.forwarded import public_settings
+from notifyd.web.forwarded import public_base_url, public_settings
 from notifyd.web.keys import (
     BODY_BUDGET,
     BODY_LIMITS,
@@ -172,19 +172,21 @@ async def _dispatch(request: web.Request, call: rpc.Call, summary: dict[str, Any
             ]
         case rpc.GetPrivateProfiles():
             profiles = await app[USER_ACCOUNTS].bimserver_profiles(
-                params.serviceIdentifier, params.token
+                params.serviceIdentifier, params.token, public_base_url(request)
             )
             return [private_profile_descriptor(p).to_wire() for p in profiles]
         case rpc.NewRevision() | rpc.NewExtendedDataOnProject() | rpc.NewExtendedDataOnRevision():
-            summary.update(await _enqueue(app, call, params))
+            summary.update(await _enqueue(request, call, params))
             return None
     raise ProtocolError(f"Method '{call.method}' is not supported")  # unreachable: allowlisted
 
 
 async def _enqueue(
-    app: web.Application, call: rpc.Call, params: rpc.NotificationParameters
+    request: web.Request, call: rpc.Call, params: rpc.NotificationParameters
 ) -> dict[str, Any]:
-    accepted = await app[INTAKE].notification(NotificationKind(call.method), call.dialect, params)
+    accepted = await request.app[INTAKE].notification(
+        NotificationKind(call.method), call.dialect, params, public_base_url(request)
+    )
     n = accepted.notification
     return {
         "job_id": accepted.job_id,
