@@ -87,6 +87,6 @@ def refund_dead_sql(now_mark: str, cutoff_mark: str) -> str:
         "FROM ledger AS l LEFT JOIN jobs AS j ON j.dedup_key = l.job_key "
         f"WHERE l.kind = 'charge' AND (j.status = 'dead' OR (j.id IS NULL AND l.created_at < "
         f"{cutoff_mark})) AND NOT EXISTS "
-        "(SELECT 1 FROM ledger AS r WHERE r.kind = 'refund' AND r.job_key = l.job_key) "
+        "(SELECT 1 FROM ledger AS r WHERE r.id = 'refund:' || l.job_key) "  # by primary key
         "ON CONFLICT DO NOTHING"  # two hosts' maintenance rounds at once
     )

@@ -165,9 +165,7 @@ class PostgresAccounts:
     async def charge(self, account: str, job_key: str, amount: int, note: str, now: float) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM accounts WHERE name = $1 FOR UPDATE", account)
-            if await conn.fetchval(
-                "SELECT 1 FROM ledger WHERE kind = 'charge' AND job_key = $1", job_key
-            ):
+            if await conn.fetchval("SELECT 1 FROM ledger WHERE id = 'charge:' || $1", job_key):
                 return True
             balance = await conn.fetchval(
                 "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE account = $1", account
@@ -189,7 +187,7 @@ class PostgresAccounts:
         status = await self.pool.execute(
             "INSERT INTO ledger (id, account, kind, amount, job_key, note, created_at) "
             "SELECT 'refund:' || job_key, account, 'refund', -amount, job_key, $1, $2 FROM ledger "
-            "WHERE kind = 'charge' AND job_key = $3 ON CONFLICT DO NOTHING",
+            "WHERE id = 'charge:' || $3 ON CONFLICT DO NOTHING",
             note,
             now,
             job_key,

@@ -190,7 +190,7 @@ class SqliteAccounts:
     async def charge(self, account: str, job_key: str, amount: int, note: str, now: float) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
             if conn.execute(
-                "SELECT 1 FROM ledger WHERE kind = 'charge' AND job_key = ?", (job_key,)
+                "SELECT 1 FROM ledger WHERE id = 'charge:' || ?", (job_key,)
             ).fetchone():
                 return True
             row = conn.execute(
@@ -213,7 +213,7 @@ class SqliteAccounts:
                 "INSERT INTO ledger (id, account, kind, amount, job_key, note, created_at) "
                 "SELECT 'refund:' || job_key, account, 'refund', -amount, job_key, ?, ? "
                 "FROM ledger "
-                "WHERE kind = 'charge' AND job_key = ? ON CONFLICT DO NOTHING",
+                "WHERE id = 'charge:' || ? ON CONFLICT DO NOTHING",
                 (note, now, job_key),
             )
             return cursor.rowcount == 1
