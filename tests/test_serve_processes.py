@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,15 +25,20 @@ pytestmark = pytest.mark.slow
 
 
 def _receivers(daemon: Daemon) -> list[int]:
+    """The receiver processes the daemon started (its children running ``--receiver-fd``)."""
     assert daemon.process is not None
-    out = subprocess.run(
-        ["pgrep", "-P", str(daemon.process.pid)], capture_output=True, text=True, check=False
-    ).stdout
-    return [
-        int(pid)
-        for pid in out.split()
-        if "--receiver-fd" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-    ]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_text(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == daemon.process.pid and "--receiver-fd" in command and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 async def _until(condition: Callable[[], bool], within: float = 20) -> None:
