@@ -200,3 +200,24 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+async def test_a_receiver_that_cannot_start_has_its_socket_served_by_the_primary(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "notifyd.toml"
+    config.write_text("max_attempts = 3\n")
+    daemon = Daemon(tmp_path / "data", config=config, env={"NOTIFYD_PROCESSES": "2"})
+    await daemon.start()
+    try:
+        (receiver,) = await _wait_for_receivers(daemon, 1)
+        config.write_text("max_attempts = 0\n")  # read again only by receivers starting now
+        os.kill(receiver, signal.SIGKILL)
+        await _until(lambda: "receiver_failing" in daemon.log.read_text(), 60)
+        assert _receivers(daemon) == []
+        for roid in range(1, 41):  # half of them reach the receiver's socket
+            status, body, _ = await _notify(daemon.url, roid=roid)
+            assert status == 200
+            assert "result" in body["response"]  # type: ignore[operator]
+    finally:
+        assert daemon.terminate() == 0

@@ -7,11 +7,12 @@ so on a machine with more cores the daemon needs more processes to keep up with 
 The primary (the process ``serve`` started) binds one listening socket per process on the
 same address with ``SO_REUSEPORT`` (the kernel spreads connections over them), keeps one,
 and starts a receiver for each other one: ``notifyd serve`` again, with the socket and the
-primary's enqueue link handed over. Receivers serve every route but run no worker; on
-SQLite their notifications are committed by the primary (``notifyd.storage.enqueue_link``).
-A receiver that dies is started again on the same socket, whose queued connections wait
-for it; SIGHUP is passed on; on SIGTERM the primary stops accepting, lets the receivers
-answer what they hold, then drains its worker. A receiver whose primary is gone stops.
+primary's enqueue link handed over. Receivers serve every route but run no worker; their
+jobs are committed by the primary (``notifyd.storage.enqueue_link``). A receiver that dies
+is started again on the same socket, whose queued connections wait for it (one that keeps
+dying at start-up has its socket served by the primary). SIGHUP is passed on; on SIGTERM
+the primary lets the receivers answer what they hold, then drains its worker. A receiver
+whose primary is gone stops.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -31,14 +32,10 @@ log = structlog.get_logger("notifyd")
 
 RESTART_DELAY_SECONDS = 1.0
 STOP_SECONDS = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiverRole:
-    """How a receiver process was started: its socket and where its primary commits."""
-
-    listen_fd: int
-    enqueue_link: Path
+# A receiver that exits this soon after it started, this many times in a row, cannot run
+# (a broken config read only by it, a resource limit): the primary answers on its socket.
+QUICK_EXIT_SECONDS = 10.0
+QUICK_EXITS = 3
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
@@ -65,14 +62,24 @@ class Receivers:
     """The primary's receiver processes: started, restarted when they die, told of SIGHUP,
     and stopped last."""
 
-    def __init__(self, sockets: list[socket.socket], enqueue_link: Path, argv: list[str]) -> None:
-        """``argv``: the ``serve`` options the primary was started with (config, overrides)."""
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        enqueue_link: Path,
+        argv: list[str],
+        take_over: Callable[[socket.socket], Awaitable[None]],
+    ) -> None:
+        """``argv``: the ``serve`` options the primary was started with (config, overrides);
+        ``take_over``: serve a socket in the primary, for a receiver that cannot run (the
+        kernel keeps giving that socket connections, which must not wait forever)."""
         self.sockets = sockets
         self.enqueue_link = enqueue_link
         self.argv = argv
+        self.take_over = take_over
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._served_here: list[socket.socket] = []
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -105,10 +112,14 @@ class Receivers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for sock in self.sockets:
-            sock.close()
+            if sock not in self._served_here:  # a site of the primary closes those
+                sock.close()
 
     async def _supervise(self, number: int, sock: socket.socket) -> None:
+        quick_exits = 0
+        loop = asyncio.get_running_loop()
         while not self._stopping:
+            started = loop.time()
             fd = sock.fileno()
             env = {k: v for k, v in os.environ.items() if k not in _PRIMARY_ONLY}
             process = await asyncio.create_subprocess_exec(
@@ -129,6 +140,18 @@ class Receivers:
             log.info("receiver_started", receiver=number, pid=process.pid)
             code = await process.wait()
             if self._stopping:
+                return
+            quick_exits = quick_exits + 1 if loop.time() - started < QUICK_EXIT_SECONDS else 1
+            if quick_exits >= QUICK_EXITS:
+                log.error(
+                    "receiver_failing",
+                    receiver=number,
+                    exit_code=code,
+                    consequence="the primary answers on its socket from now on; "
+                    "see the receiver's lines above for why it stops",
+                )
+                await self.take_over(sock)
+                self._served_here.append(sock)
                 return
             log.error(
                 "receiver_exited",

@@ -92,7 +92,9 @@ class Server:
             )
             await site.start()
             if not topology.is_receiver and topology.link is not None:
-                receivers = Receivers(sockets[1:], topology.link, self.receiver_argv)
+                receivers = Receivers(
+                    sockets[1:], topology.link, self.receiver_argv, self._serve_socket
+                )
                 receivers.start()
             self.receivers = receivers
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -114,6 +116,13 @@ class Server:
                 # below closes: they stop first.
                 await receivers.stop()
             await self.runner.cleanup()
+
+    async def _serve_socket(self, sock: socket.socket) -> None:
+        """Accept on ``sock`` here too (a receiver's, whose process cannot run)."""
+        site = GuardedTCPSite(
+            self.runner, self.settings.host, self.settings.port, limits=self.limits, sock=sock
+        )
+        await site.start()
 
     async def _until_stopped(self) -> None:
         """Until SIGTERM; a receiver also stops when its primary is gone."""
