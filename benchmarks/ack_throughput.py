@@ -2,7 +2,7 @@
 aiohttp handler that stores nothing, both driven by wrk at the same concurrency in one run.
 
     python benchmarks/ack_throughput.py [--connections 32] [--seconds 10] [--rounds 3]
-        [--backlog 100000] [--projects 10] [--no-worker] [--processes 1]
+        [--backlog 100000] [--projects 10] [--no-worker]
 
 As users run it: the worker runs inside ``notifyd serve`` over a backlog of ``--backlog``
 queued jobs spread over ``--projects`` BIMserver projects, against an emulated BIMserver
@@ -181,9 +181,6 @@ def main() -> None:
         "--no-worker", action="store_true", help="run notifyd serve without its worker"
     )
     parser.add_argument(
-        "--processes", type=int, default=1, help="notifyd's setting processes (answering HTTP)"
-    )
-    parser.add_argument(
         "--postgres",
         metavar="DSN",
         help="also measure notifyd on this PostgreSQL server (a schema of its own, dropped)",
@@ -203,7 +200,6 @@ def main() -> None:
             api_url,
             log_level=args.log_level,
             run_worker=str(not args.no_worker).lower(),
-            processes=str(args.processes),
         )
         notifyd_port = int(notifyd_url.rsplit(":", 1)[1])
         processes = [bare, daemon, emulator]
@@ -230,7 +226,6 @@ def main() -> None:
         try:
             wait_for(f"http://127.0.0.1:{bare_port}/json")
             wait_for(f"http://127.0.0.1:{notifyd_port}/healthz")
-            time.sleep(3 if args.processes > 1 else 0)  # the receivers start after the primary
             for _, port in servers:
                 run_wrk(f"http://127.0.0.1:{port}/json", args.connections, 3, api_url)  # warm-up
             # Alternate the servers round by round so that noise on a shared machine hits
@@ -266,8 +261,7 @@ def main() -> None:
         f"{args.connections} connections, median of {args.rounds} rounds of {args.seconds} s, "
         f"notifyd log level {args.log_level}, "
         f"{'without a worker' if args.no_worker else 'with the worker'} in the daemon, "
-        f"backlog {args.backlog} queued jobs over {args.projects} projects, "
-        f"notifyd processes {args.processes}"
+        f"backlog {args.backlog} queued jobs over {args.projects} projects"
     )
     print()
     print("| server | requests/s | p50 ms | p99 ms | non-200 |")

@@ -77,10 +77,6 @@ class Settings(BaseModel):
     # Connections open at once (more are answered 503 and closed), and how long a new
     # connection may take to send its first request head (slowloris).
     max_connections: int = Field(default=1024, ge=1)
-    # Processes answering HTTP on the port (notifyd.web.receivers): the first runs the
-    # worker and commits every notification; more answer more requests per second on a
-    # machine with cores to spare. max_connections and the body budget are per process.
-    processes: int = Field(default=1, ge=1, le=64)
     head_timeout_seconds: float = Field(default=10.0, gt=0)
 
     log_format: Literal["json", "console"] = "json"

@@ -20,7 +20,6 @@ from notifyd.protocol import rpc
 from notifyd.records import Dialect, EnqueueResult, Notification, NotificationKind, Origin, Upload
 from notifyd.services import Registry, ServiceSpec
 from notifyd.storage.base import Storage
-from notifyd.storage.enqueue_link import EnqueueLink
 from notifyd.user_accounts import PRIVATE_PREFIX, UserAccounts
 
 
@@ -57,13 +56,10 @@ class Intake:
         settings: Settings,
         hooks: Hooks | None = None,
         accounts: UserAccounts | None = None,
-        link: EnqueueLink | None = None,
     ) -> None:
         """``accounts``: resolves user tokens, private profiles and prices; without it every
-        service is free and only public profiles exist. ``link``: this is a receiver process
-        of ``serve``, whose jobs the primary process commits (``notifyd.web.receivers``)."""
+        service is free and only public profiles exist."""
         self.storage = storage
-        self.link = link
         self.registry = registry
         self.settings = settings
         self.hooks = hooks
@@ -193,30 +189,16 @@ class Intake:
         """Store the job, charging its price first (once per job key) when the service has
         one; a job that could not be stored is not paid for."""
         if self.accounts is None or self.accounts.price_of(origin.service) <= 0:
-            return await self._store(origin)
+            return await self.storage.enqueue(origin, max_attempts=self.settings.max_attempts)
         if isinstance(account, str):
             account = await self.accounts.grants.account(account)
         charge = await self.accounts.admit(origin.service, account, public_url)
         await self.accounts.charge(charge, origin.dedup_key, origin.service, public_url)
         try:
-            return await self._store(origin)
+            return await self.storage.enqueue(origin, max_attempts=self.settings.max_attempts)
         except StorageError:
             await self.accounts.give_back(charge, origin.dedup_key, "refund: not stored")
             raise
-
-    async def _store(self, origin: Origin) -> EnqueueResult:
-        max_attempts = self.settings.max_attempts
-        if self.link is not None:
-            return await self.link.enqueue(origin, max_attempts=max_attempts)
-        return await self.storage.enqueue(origin, max_attempts=max_attempts)
-
-    async def store_for_receiver(self, origin: Origin, max_attempts: int) -> EnqueueResult:
-        """Commit a job a receiver process accepted (it checked, charged and announces it);
-        the worker here is woken for it."""
-        stored = await self.storage.enqueue(origin, max_attempts=max_attempts)
-        if stored.created and self._wake is not None:
-            self._wake()
-        return stored
 
     def _stored(self, job_id: int, service: str, origin: str) -> None:
         if self._wake is not None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import errno
 import json
 import signal
@@ -53,27 +51,19 @@ def main() -> None:
     help="Folder of the SQLite database.",
 )
 @click.option("--log-format", type=click.Choice(["json", "console"]))
-@click.option("--receiver-fd", type=int, hidden=True)
-@click.option("--receiver-link", type=click.Path(path_type=Path), hidden=True)
 def serve(
     config_path: Path | None,
     host: str | None,
     port: int | None,
     data_dir: Path | None,
     log_format: str | None,
-    receiver_fd: int | None,
-    receiver_link: Path | None,
 ) -> None:
-    """Receive notifications and serve the JSON endpoint.
-
-    The hidden options start a receiver process of a primary that runs several (setting
-    ``processes``, notifyd.web.receivers)."""
+    """Receive notifications and serve the JSON endpoint."""
     from notifyd.config import load_settings
     from notifyd.web.app import create_app
     from notifyd.web.body import SERVER_OPTIONS
-    from notifyd.web.lifecycle import Topology
     from notifyd.web.middlewares import make_access_logger
-    from notifyd.web.server import Server, serve_topology
+    from notifyd.web.server import Server
 
     settings = settings_or_exit(
         config_path, host=host, port=port, data_dir=data_dir, log_format=log_format
@@ -82,52 +72,33 @@ def serve(
     hooks, registry = plugins_or_exit(settings)
     _tune_process()
     log = structlog.get_logger("notifyd")
+    log.info(
+        "notifyd_starting",
+        host=settings.host,
+        port=settings.port,
+        database=settings.database_label,
+        services=sorted(registry.services),
+        endpoint=settings.base_path + ("/[redacted]" if settings.secret_path else "") + "/json",
+    )
+    if not settings.allowed_api_urls:
+        log.warning(
+            "allowed_api_urls_empty",
+            consequence="every notification will be refused",
+            fix="set allowed_api_urls (NOTIFYD_ALLOWED_API_URLS) to your BIMserver's address",
+        )
     overrides = {"host": host, "port": port, "data_dir": data_dir, "log_format": log_format}
-    argv = [f"--config={config_path}"] if config_path else []
-    argv += [f"--{k.replace('_', '-')}={v}" for k, v in overrides.items() if v is not None]
-    topology_of_serve: contextlib.AbstractContextManager[Topology]
-    if receiver_fd is not None and receiver_link is not None:
-        _stop_with_parent()
-        topology_of_serve = contextlib.nullcontext(Topology(receiver_link, receiver_fd))
-    else:
-        topology_of_serve = serve_topology(settings)
-        log.info(
-            "notifyd_starting",
-            host=settings.host,
-            port=settings.port,
-            database=settings.database_label,
-            services=sorted(registry.services),
-            endpoint=settings.base_path + ("/[redacted]" if settings.secret_path else "") + "/json",
-            processes=settings.processes,
-        )
-        if not settings.allowed_api_urls:
-            log.warning(
-                "allowed_api_urls_empty",
-                consequence="every notification will be refused",
-                fix="set allowed_api_urls (NOTIFYD_ALLOWED_API_URLS) to your BIMserver's address",
-            )
-    with topology_of_serve as topology:
-        server = Server(
-            create_app(settings, registry, hooks, topology),
-            load_settings=lambda: load_settings(config_path, overrides),
-            access_log_class=make_access_logger(settings.secret_path),
-            receiver_argv=argv,
-            **SERVER_OPTIONS,
-        )
-        try:
-            asyncio.run(server.run())
-        except NotifydError as exc:
-            raise click.ClickException(exc.message) from None
-        except OSError as exc:
-            raise click.ClickException(_listen_failure(settings.host, settings.port, exc)) from None
-
-
-def _stop_with_parent() -> None:
-    """A receiver process gets SIGTERM when its primary dies, even by SIGKILL, and even
-    before it has reached the primary's enqueue link (Linux's PR_SET_PDEATHSIG)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    server = Server(
+        create_app(settings, registry, hooks),
+        load_settings=lambda: load_settings(config_path, overrides),
+        access_log_class=make_access_logger(settings.secret_path),
+        **SERVER_OPTIONS,
+    )
+    try:
+        asyncio.run(server.run())
+    except NotifydError as exc:
+        raise click.ClickException(exc.message) from None
+    except OSError as exc:
+        raise click.ClickException(_listen_failure(settings.host, settings.port, exc)) from None
 
 
 def _listen_failure(host: str, port: int, exc: OSError) -> str:

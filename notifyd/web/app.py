@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp_jinja2
@@ -17,7 +16,6 @@ from notifyd.intake import Intake
 from notifyd.job_events import JobEvents
 from notifyd.services import Registry
 from notifyd.storage import accounts_of, grants_of, open_storage
-from notifyd.storage.enqueue_link import EnqueueLink, EnqueueServer
 from notifyd.user_accounts import UserAccounts
 from notifyd.web import bots, health, oauth, resources, rpc
 from notifyd.web.account_plugin import AccountPlugin
@@ -35,11 +33,10 @@ from notifyd.web.keys import (
     SESSIONS,
     SETTINGS,
     STORAGE,
-    TOPOLOGY,
     USER_ACCOUNTS,
     WORKER,
 )
-from notifyd.web.lifecycle import Lifecycle, Topology
+from notifyd.web.lifecycle import Lifecycle
 from notifyd.web.metrics import PrometheusMetrics
 from notifyd.web.middlewares import request_middleware
 from notifyd.web.sessions import Sessions, load_secret
@@ -47,8 +44,7 @@ from notifyd.worker import running_worker
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    topology = app[TOPOLOGY]
-    async with open_storage(app[SETTINGS]) as storage, _enqueue_link(app) as link:
+    async with open_storage(app[SETTINGS]) as storage:
         app[STORAGE] = storage
         app[GRANTS] = grants_of(storage)
         app[USER_ACCOUNTS] = UserAccounts(
@@ -63,41 +59,12 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             settings=app[SETTINGS],
             hooks=app[HOOKS],
             accounts=app[USER_ACCOUNTS],
-            link=link,
         )
         app[SESSIONS] = Sessions(await asyncio.to_thread(load_secret, app[SETTINGS].data_dir))
         app[OAUTH] = OAuthProvider(
             store=app[GRANTS], registry=app[REGISTRY], settings=app[SETTINGS]
         )
-        if topology.link is None or topology.is_receiver:
-            yield
-            return
-        server = EnqueueServer(
-            topology.link,
-            app[INTAKE].store_for_receiver,
-            lambda: health.local_worker_problems(app, loop_turning=True),
-        )
-        await server.start()
-        try:
-            yield
-        finally:
-            await server.close()
-
-
-@contextlib.asynccontextmanager
-async def _enqueue_link(app: web.Application) -> AsyncIterator[EnqueueLink | None]:
-    """A receiver's link to its primary, which commits its jobs; None in the primary."""
-    topology = app[TOPOLOGY]
-    if not topology.is_receiver or topology.link is None:
-        yield None
-        return
-    link = EnqueueLink(topology.link)
-    await link.connect()
-    app[LIFECYCLE].primary = link
-    try:
-        yield link
-    finally:
-        await link.close()
+        yield
 
 
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -121,14 +88,10 @@ async def _plugins_stopped(app: web.Application) -> None:
 
 
 def create_app(
-    settings: Settings,
-    registry: Registry,
-    hooks: Hooks | None = None,
-    topology: Topology | None = None,
+    settings: Settings, registry: Registry, hooks: Hooks | None = None
 ) -> web.Application:
     """``hooks``: the plugins loaded with the registry; none given, only notifyd's own (the
-    metrics, unless disabled) take part. ``topology``: this process's place among
-    ``serve``'s processes (a receiver runs no worker); none given, the only one."""
+    metrics, unless disabled) take part."""
     # aiohttp's own limit stays above ours so that our handler can answer oversized
     # bodies with BIMserver's JSON error instead of aiohttp's plain 413 (see web.body).
     app = web.Application(
@@ -143,10 +106,8 @@ def create_app(
     hooks.register(AccountPlugin(), "notifyd.accounts")
     app[HOOKS] = hooks
     app[JOB_EVENTS] = JobEvents()
-    app[TOPOLOGY] = topology = topology or Topology()
-    app[LIFECYCLE] = Lifecycle()
     app.cleanup_ctx.append(storage_ctx)
-    if settings.run_worker and not topology.is_receiver:
+    if settings.run_worker:
         app.cleanup_ctx.append(worker_ctx)
     app[BODY_LIMITS] = BodyLimits(
         max_bytes=settings.max_body_bytes,
@@ -159,6 +120,7 @@ def create_app(
     # BIMserver posts to the service URL as the user typed it + "/json": a URL typed with a
     # trailing slash arrives as ".../" + "/json" (NotificationsManager.getChannel).
     app.router.add_post(f"{settings.endpoint_prefix}//json", rpc.handle_json, expect_handler=expect)
+    app[LIFECYCLE] = Lifecycle()
     health.add_routes(app, settings.base_path)
     bots.add_routes(app, settings.base_path)
     oauth.add_routes(app, settings.base_path)

@@ -14,7 +14,6 @@ connection limit bounds what such a client can hold.)
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -100,27 +99,11 @@ class _GuardedProtocol(asyncio.Protocol):
 
 
 class GuardedTCPSite(web.TCPSite):
-    """aiohttp's TCP site with every connection behind the guard; on a listening socket
-    made elsewhere (``sock``, see ``receivers``) when given."""
+    """aiohttp's TCP site with every connection behind the guard."""
 
-    def __init__(
-        self,
-        runner: web.BaseRunner,
-        *args: Any,
-        limits: ConnectionLimits,
-        sock: socket.socket | None = None,
-        **kw: Any,
-    ):
+    def __init__(self, runner: web.BaseRunner, *args: Any, limits: ConnectionLimits, **kw: Any):
         super().__init__(runner, *args, **kw)
         self.limits = limits
-        self.sock = sock
-
-    @property
-    def name(self) -> str:
-        if self.sock is not None:
-            host, port = self.sock.getsockname()[:2]
-            return f"http://{host}:{port}"
-        return super().name
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
@@ -128,11 +111,6 @@ class GuardedTCPSite(web.TCPSite):
         assert server is not None
         factory = cast(Callable[[], asyncio.Protocol], server)
         limits = self.limits
-        if self.sock is not None:
-            self._server = await asyncio.get_running_loop().create_server(
-                lambda: _GuardedProtocol(factory(), limits), sock=self.sock
-            )
-            return
         self._server = await asyncio.get_running_loop().create_server(
             lambda: _GuardedProtocol(factory(), limits),
             self._host,

@@ -14,31 +14,13 @@ from aiohttp import web
 from notifyd.web.keys import LIFECYCLE, STORAGE, WORKER
 
 
-def local_worker_problems(app: web.Application, *, loop_turning: bool) -> list[str]:
-    """The worker of this process: failing, or (``loop_turning``) its loop stuck."""
-    worker = app.get(WORKER)
-    if worker is None:
-        return []
-    problems = worker.problems()
-    stale = worker.stale_for() if loop_turning else None
-    if stale is not None:
-        problems.append(f"the worker's loop has not turned for {stale:.0f} s")
-    return problems
-
-
-async def worker_problems(app: web.Application, *, loop_turning: bool) -> list[str]:
-    """A receiver process (``notifyd.web.receivers``) asks its primary, where the worker is."""
-    primary = app[LIFECYCLE].primary
-    if primary is not None:
-        return await primary.primary_problems()
-    return local_worker_problems(app, loop_turning=loop_turning)
-
-
 async def handle_health(request: web.Request) -> web.Response:
     """200 "ok", or 503 "failing" with the problems."""
     storage = request.app[STORAGE]
     problems = await storage.problems()
-    problems.extend(await worker_problems(request.app, loop_turning=False))
+    worker = request.app.get(WORKER)
+    if worker is not None:
+        problems.extend(worker.problems())
     body: dict[str, object] = {"status": "failing" if problems else "ok"}
     try:
         counts = await storage.counts()
@@ -54,7 +36,12 @@ async def handle_health(request: web.Request) -> web.Response:
 async def handle_ready(request: web.Request) -> web.Response:
     """200 "ready", or 503 "not ready" with the reasons."""
     reasons = await request.app[STORAGE].problems()
-    reasons.extend(await worker_problems(request.app, loop_turning=True))
+    worker = request.app.get(WORKER)
+    if worker is not None:
+        reasons.extend(worker.problems())
+        stale = worker.stale_for()
+        if stale is not None:
+            reasons.append(f"the worker's loop has not turned for {stale:.0f} s")
     if request.app[LIFECYCLE].draining:
         reasons.append("draining: notifyd is stopping")
     if reasons:

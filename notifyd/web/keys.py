@@ -13,7 +13,7 @@ from notifyd.services import Registry
 from notifyd.storage.base import GrantStore, Storage
 from notifyd.user_accounts import UserAccounts
 from notifyd.web.body import BodyBudget, BodyLimits
-from notifyd.web.lifecycle import Lifecycle, Topology
+from notifyd.web.lifecycle import Lifecycle
 from notifyd.web.sessions import Sessions
 from notifyd.worker import Worker
 
@@ -28,7 +28,6 @@ WORKER = web.AppKey("worker", Worker)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
-TOPOLOGY = web.AppKey("topology", Topology)
 HOOKS = web.AppKey("hooks", Hooks)
 USER_ACCOUNTS = web.AppKey("user_accounts", UserAccounts)
 SESSIONS = web.AppKey("sessions", Sessions)

@@ -19,8 +19,6 @@ The series, each with its labels:
   ``notifyd_http_request_seconds{route}`` (the route's pattern: never a raw path, never
   the secret path).
 
-With several ``processes``, a scrape answers for all of them (see ``snapshot``).
-
 Every event lands on the event loop's thread, so the plugin tallies in plain dictionaries
 (no lock, no ``labels()`` lookup: a counted request costs about a microsecond) and hands them
 to prometheus-client as a custom collector at scrape time, which writes the text or
@@ -33,18 +31,11 @@ found through ``X-Forwarded-For`` from ``trusted_proxies``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import orjson
-import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -59,17 +50,13 @@ from notifyd.access import client_ip
 from notifyd.bimserver.client import BimServerCall
 from notifyd.hooks import HttpRequest, JobEvent, JobEventKind, JsonCall, hookimpl
 from notifyd.records import JobStatus
-from notifyd.web.keys import SETTINGS, STORAGE, TOPOLOGY
-
-log = structlog.get_logger("notifyd.metrics")
+from notifyd.web.keys import SETTINGS, STORAGE
 
 # Seconds: from a no-op service (tens of ms) to a large model's analysis (tens of minutes).
 _JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 Labels = tuple[str, ...]
-Snapshot = dict[str, list[Any]]  # a process's tallies by series name, as JSON
-PUBLISH_SECONDS = 1.0
 
 
 @dataclass
@@ -83,13 +70,6 @@ class _Histogram:
             self.counts = [0] * (len(self.bounds) + 1)
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
-
-    def add(self, counts: list[int], total: float) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.bounds) + 1)
-        if len(counts) == len(self.counts):
-            self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
-            self.total += total
 
     def buckets(self) -> list[tuple[str, float]]:
         cumulative = 0
@@ -107,18 +87,11 @@ class _Counters:
     labels: Labels
     values: defaultdict[Labels, int] = field(default_factory=lambda: defaultdict(int))
 
-    def family(self, others: list[Snapshot]) -> Metric:
+    def family(self) -> Metric:
         family = CounterMetricFamily(self.name, self.help, labels=list(self.labels))
-        values = defaultdict(int, self.values)
-        for other in others:
-            for labels, count in other.get(self.name, ()):
-                values[tuple(labels)] += count
-        for labels, count in values.items():
-            family.add_metric(list(labels), count)
+        for values, count in self.values.items():
+            family.add_metric(list(values), count)
         return family
-
-    def snapshot(self) -> list[Any]:
-        return [[list(labels), count] for labels, count in self.values.items()]
 
 
 @dataclass
@@ -135,22 +108,11 @@ class _Histograms:
             histogram = self.values[values] = _Histogram(self.bounds)
         histogram.observe(seconds)
 
-    def family(self, others: list[Snapshot]) -> Metric:
+    def family(self) -> Metric:
         family = HistogramMetricFamily(self.name, self.help, labels=list(self.labels))
-        values = {
-            labels: _Histogram(self.bounds, list(h.counts), h.total)
-            for labels, h in self.values.items()
-        }
-        for other in others:
-            for labels, counts, total in other.get(self.name, ()):
-                histogram = values.setdefault(tuple(labels), _Histogram(self.bounds))
-                histogram.add(counts, total)
-        for labels, histogram in values.items():
-            family.add_metric(list(labels), histogram.buckets(), histogram.total)
+        for values, histogram in self.values.items():
+            family.add_metric(list(values), histogram.buckets(), histogram.total)
         return family
-
-    def snapshot(self) -> list[Any]:
-        return [[list(labels), h.counts, h.total] for labels, h in self.values.items()]
 
 
 class PrometheusMetrics:
@@ -203,12 +165,15 @@ class PrometheusMetrics:
         self.jobs: dict[str, int] = {str(state): 0 for state in JobStatus}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
-        self._folder: Path | None = None  # where serve's processes publish their tallies
-        self._publisher: asyncio.Task[None] | None = None
 
-    def _tallies(self) -> tuple[_Counters | _Histograms, ...]:
-        return (
-            self.json_calls,
+    def collect(self) -> Iterator[Metric]:
+        """prometheus-client's custom-collector protocol: the tallies as metric families."""
+        yield self.json_calls.family()
+        gauge = GaugeMetricFamily("notifyd_jobs", "Jobs by state", labels=["state"])
+        for state, count in self.jobs.items():
+            gauge.add_metric([state], count)
+        yield gauge
+        for tally in (
             self.job_events,
             self.retries,
             self.failures,
@@ -219,74 +184,8 @@ class PrometheusMetrics:
             self.job_duration,
             self.bimserver_latency,
             self.http_latency,
-        )
-
-    def collect(self) -> Iterator[Metric]:
-        """prometheus-client's custom-collector protocol: the tallies as metric families,
-        this process's added to those the other processes of ``serve`` published."""
-        others = self._published_by_others()
-        gauge = GaugeMetricFamily("notifyd_jobs", "Jobs by state", labels=["state"])
-        for state, count in self.jobs.items():
-            gauge.add_metric([state], count)
-        yield gauge
-        for tally in self._tallies():
-            yield tally.family(others)
-
-    # -- several processes (notifyd.web.receivers) -----------------------------------------
-    #
-    # Each process of ``serve`` counts what it answered and did; a scrape reaches one of
-    # them. So every process writes its tallies to the topology's private folder once a
-    # second (and when it stops), and a scrape adds the others' files to its own tallies. A
-    # receiver that died and was started again keeps its old file: counters never go back.
-
-    def snapshot(self) -> Snapshot:
-        return {tally.name: tally.snapshot() for tally in self._tallies()}
-
-    def _published_by_others(self) -> list[Snapshot]:
-        if self._folder is None:
-            return []
-        own = self._own_file()
-        found = []
-        for path in sorted(self._folder.glob("metrics-*.json")):
-            if path == own:
-                continue
-            with contextlib.suppress(OSError, ValueError):
-                found.append(orjson.loads(path.read_bytes()))
-        return found
-
-    def _own_file(self) -> Path:
-        assert self._folder is not None
-        return self._folder / f"metrics-{os.getpid()}.json"
-
-    def _publish(self) -> None:
-        path = self._own_file()
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(orjson.dumps(self.snapshot()))
-        partial.replace(path)
-
-    async def _publish_loop(self) -> None:
-        while True:
-            await asyncio.sleep(PUBLISH_SECONDS)
-            try:
-                self._publish()
-            except OSError as exc:
-                log.warning("metrics_publish_failed", error=str(exc))
-
-    @hookimpl
-    def startup(self, app: web.Application) -> None:
-        link = app[TOPOLOGY].link
-        if link is not None:
-            self._folder = link.parent
-            self._publisher = asyncio.get_running_loop().create_task(self._publish_loop())
-
-    @hookimpl
-    async def shutdown(self, app: web.Application) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
-            with contextlib.suppress(OSError):
-                self._publish()
+        ):
+            yield tally.family()
 
     @hookimpl
     def register_routes(self, app: web.Application) -> None:

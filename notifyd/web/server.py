@@ -5,8 +5,7 @@ aiohttp's ``run_app`` starts listening after the app's start-up and gives no mom
 then (a unit ordered after notifyd may send the first notification at once). So the runner
 and sites are driven here: ``READY=1`` once every site accepts, ``WATCHDOG=1`` while the loop
 runs, ``STOPPING=1`` as soon as SIGTERM or SIGINT arrives (then the worker drains through
-the app's cleanup), and SIGHUP reloads what can change without a restart. With several
-``processes`` it also runs the receiver processes (``notifyd.web.receivers``).
+the app's cleanup), and SIGHUP reloads what can change without a restart.
 """
 
 from __future__ import annotations
@@ -14,10 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -29,17 +25,7 @@ from notifyd.logs import configure_logging
 from notifyd.reload import prepare_reload
 from notifyd.systemd_notify import SystemdNotifier
 from notifyd.web.guard import ConnectionLimits, GuardedTCPSite
-from notifyd.web.keys import (
-    INTAKE,
-    LIFECYCLE,
-    OAUTH,
-    REGISTRY,
-    SETTINGS,
-    TOPOLOGY,
-    USER_ACCOUNTS,
-)
-from notifyd.web.lifecycle import Topology
-from notifyd.web.receivers import Receivers, listening_sockets
+from notifyd.web.keys import INTAKE, LIFECYCLE, OAUTH, REGISTRY, SETTINGS, USER_ACCOUNTS
 
 log = structlog.get_logger("notifyd")
 
@@ -51,95 +37,38 @@ class Server:
         *,
         load_settings: Callable[[], Settings],
         notifier: SystemdNotifier | None = None,
-        receiver_argv: list[str] | None = None,
         **runner_options: Any,
     ) -> None:
-        """``receiver_argv``: the ``serve`` options a receiver process is started with (the
-        config and command-line overrides), when the settings ask for several processes."""
         self.app = app
-        self.receiver_argv = receiver_argv or []
         self.settings = app[SETTINGS]
         self.load_settings = load_settings
         self.notifier = notifier or SystemdNotifier()
         self.runner = web.AppRunner(app, handle_signals=False, **runner_options)
-        self.receivers: Receivers | None = None
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        topology = self.app[TOPOLOGY]
-        sockets: list[socket.socket] = []
-        if topology.is_receiver:
-            assert topology.receiver_fd is not None
-            sockets = [socket.socket(fileno=topology.receiver_fd)]
-        elif self.settings.processes > 1:
-            sockets = listening_sockets(
-                self.settings.host, self.settings.port, self.settings.processes
-            )
         await self.runner.setup()
-        receivers: Receivers | None = None
         try:
             self.limits = ConnectionLimits(
                 max_connections=self.settings.max_connections,
                 head_timeout=self.settings.head_timeout_seconds,
             )
             site = GuardedTCPSite(
-                self.runner,
-                self.settings.host,
-                self.settings.port,
-                limits=self.limits,
-                sock=sockets[0] if sockets else None,
+                self.runner, self.settings.host, self.settings.port, limits=self.limits
             )
             await site.start()
-            if not topology.is_receiver and topology.link is not None:
-                receivers = Receivers(
-                    sockets[1:], topology.link, self.receiver_argv, self._serve_socket
-                )
-                receivers.start()
-            self.receivers = receivers
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._stopping, signum)
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
             self.notifier.notify("READY=1", "STATUS=accepting notifications")
-            log.info(
-                "notifyd_ready",
-                listening=[str(name) for name in self.runner.addresses],
-                **({"receiver": True} if topology.is_receiver else {}),
-            )
+            log.info("notifyd_ready", listening=[str(name) for name in self.runner.addresses])
             async with self._watchdog():
-                await self._until_stopped()
+                await self._stop.wait()
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-            if receivers is not None:
-                # They answer what they hold through the enqueue link, which the cleanup
-                # below closes: they stop first.
-                await receivers.stop()
             await self.runner.cleanup()
-
-    async def _serve_socket(self, sock: socket.socket) -> None:
-        """Accept on ``sock`` here too (a receiver's, whose process cannot run)."""
-        site = GuardedTCPSite(
-            self.runner, self.settings.host, self.settings.port, limits=self.limits, sock=sock
-        )
-        await site.start()
-
-    async def _until_stopped(self) -> None:
-        """Until SIGTERM; a receiver also stops when its primary is gone."""
-        link = self.app[LIFECYCLE].primary
-        if link is None:
-            await self._stop.wait()
-            return
-        waits = [
-            asyncio.ensure_future(self._stop.wait()),
-            asyncio.ensure_future(link.closed.wait()),
-        ]
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in waits:
-            task.cancel()
-        if link.closed.is_set() and not self._stop.is_set():
-            log.error("receiver_stopping", reason="the primary process is gone")
-            self.app[LIFECYCLE].draining = True
 
     def _stopping(self, signum: int) -> None:
         if self._stop.is_set():
@@ -150,8 +79,6 @@ class Server:
         self._stop.set()
 
     def _reload_soon(self) -> None:
-        if self.receivers is not None:
-            self.receivers.send(signal.SIGHUP)
         asyncio.get_running_loop().create_task(self.reload())
 
     async def reload(self) -> None:
@@ -199,15 +126,3 @@ class Server:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-@contextlib.contextmanager
-def serve_topology(settings: Settings) -> Iterator[Topology]:
-    """The topology of ``serve``: with several processes, a private folder (0700, removed
-    after) for the primary's enqueue link; a Unix socket's path must stay short, so it is
-    not under the data folder."""
-    if settings.processes == 1:
-        yield Topology()
-        return
-    with tempfile.TemporaryDirectory(prefix="notifyd-") as folder:
-        yield Topology(link=Path(folder) / "enqueue.sock")
