@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 
-from benchmarks.daemon import free_port, start_notifyd
+from benchmarks.daemon import die_with_parent, free_port, start_notifyd
 from notifyd.storage.postgres import PostgresStorage
 from notifyd.storage.sqlite import SqliteStorage
 
@@ -161,6 +161,7 @@ def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/json", method="POST")
@@ -192,7 +193,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="notifyd-bench-", dir=ROOT) as tmp:
         data = Path(tmp)
         bare_port = free_port()
-        bare = subprocess.Popen([sys.executable, str(HERE / "bare_server.py"), str(bare_port)])
+        bare = subprocess.Popen(
+            [sys.executable, str(HERE / "bare_server.py"), str(bare_port)],
+            preexec_fn=die_with_parent,
+        )
         emulator, api_url = start_emulator()
         prefill_backlog(data / "notifyd.sqlite3", args.backlog, args.projects, api_url)
         daemon, notifyd_url = start_notifyd(

@@ -28,7 +28,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.daemon import free_port, peak_rss_mb, start_notifyd
+from benchmarks.daemon import die_with_parent, free_port, peak_rss_mb, start_notifyd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -103,7 +103,8 @@ def main() -> None:
                     str(HERE / "bare_upload_server.py"),
                     str(bare_port),
                     str(folder / "bare"),
-                ]
+                ],
+                preexec_fn=die_with_parent,
             )
         ]
         try:

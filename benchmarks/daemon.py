@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,14 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of every server a benchmark starts: the kernel sends it SIGTERM when the
+    benchmark dies (PR_SET_PDEATHSIG), even by SIGKILL, so no daemon is left working through
+    its backlog and skewing the next run."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def free_port() -> int:
@@ -50,6 +60,7 @@ def start_notifyd(
         cwd=ROOT,
         stdout=log,
         stderr=log,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -91,6 +102,7 @@ def start_workers(data_dir: Path, count: int, **settings: str) -> list[subproces
                 cwd=ROOT,
                 stdout=log,
                 stderr=log,
+                preexec_fn=die_with_parent,
             )
         )
     return processes
