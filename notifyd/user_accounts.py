@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from notifyd.account_records import PrivateProfile, UserToken
 from notifyd.bots.accounts import (
     AccountError,
+    AccountTaken,
+    RegistrationClosed,
     check_name,
     check_password,
     hash_password,
@@ -96,21 +98,22 @@ class UserAccounts:
         page and by the API (with one), unless ``open_registration`` is off; and by the
         provider's CLI (``by_provider``) always."""
         if not by_provider and not self.settings.open_registration:
-            raise AccountError("accounts are created by the provider here, not on this page")
+            raise RegistrationClosed("accounts are created by the provider here, not on this page")
         checked_email = check_email(email) if email is not None else None
+        taken_email = f"an account with the e-mail {checked_email} exists; sign in instead"
+        # Before scrypt: a taken e-mail costs no hashing (the answer names it anyway).
+        if checked_email and await self.store.account_by_email(checked_email) is not None:
+            raise AccountTaken(taken_email)
         account = Account(
             name=check_name(name),
             email=checked_email,
             password_hash=await asyncio.to_thread(hash_password, check_password(password)),
             created_at=self.clock(),
         )
-        taken_email = f"an account with the e-mail {checked_email} exists; sign in instead"
-        if checked_email and await self.store.account_by_email(checked_email) is not None:
-            raise AccountError(taken_email)
         if not await self.grants.add_account(account):
-            raise AccountError(f"the name {name!r} is taken; choose another")
+            raise AccountTaken(f"the name {name!r} is taken; choose another")
         if checked_email and not await self.store.set_email(account.name, checked_email):
-            raise AccountError(taken_email)
+            raise AccountTaken(taken_email)
         return account
 
     async def sign_in(
@@ -209,7 +212,7 @@ class UserAccounts:
         check_name(name)
         secret = new_secret()
         if not await self.store.add_platform(name, secret, self.clock()):
-            raise AccountError(f"a platform named {name!r} exists")
+            raise AccountTaken(f"a platform named {name!r} exists")
         return secret
 
     async def verify_platform_request(

@@ -5,6 +5,7 @@ refusal named."""
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -148,3 +149,54 @@ async def test_a_body_that_is_not_utf_8_is_named(client: Any) -> None:
     answer = await client.post("/api/accounts", data=b'{"email": "\xff"}')
     assert answer.status == 400
     assert "not JSON in UTF-8" in (await answer.json())["error"]
+
+
+async def test_closed_registration_refuses_every_way_but_the_provider(
+    make_client: Any, make_settings: Any
+) -> None:
+    """``open_registration = false``: the API (403), the register page and the consent page
+    refuse to make an account, each saying why; nothing is created."""
+    client = await make_client(make_settings(open_registration=False))
+    refused = await client.post("/api/accounts", json=ALICE)
+    assert refused.status == 403
+    assert "created by the provider" in (await refused.json())["error"]
+
+    page = await client.get("/account/register")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+    assert csrf is not None
+    form = await client.post(
+        "/account/register", data={**ALICE, "csrf_token": csrf.group(1), "next": "/account"}
+    )
+    assert form.status == 400
+    assert "created by the provider" in await form.text()
+
+    registration = {"redirect_uris": ["https://app.example/cb"], "client_name": "app"}
+    client_id = (await (await client.post("/oauth/register", json=registration)).json())[
+        "client_id"
+    ]
+    consent = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": "https://app.example/cb",
+    }
+    shown = await client.get("/oauth/authorize", params=consent)
+    assert 'name="create"' not in await shown.text()  # the page does not offer it
+    posted = await client.post(
+        "/oauth/authorize",
+        data={
+            **consent,
+            "decision": "allow",
+            "create": "on",
+            "username": "alice",
+            "password": "correct horse",
+            "service": "ifc-summary",
+        },
+        allow_redirects=False,
+    )
+    assert posted.status == 401
+    assert "created by the provider" in await posted.text()
+
+    signed_in = await client.post(
+        "/api/tokens", json={}, headers=basic(ALICE["email"], ALICE["password"])
+    )
+    assert signed_in.status == 401  # no account was made on the way

@@ -26,6 +26,14 @@ class AccountError(NotifydError):
     """A name or password that cannot be used, or credentials that do not match."""
 
 
+class AccountTaken(AccountError):
+    """The name or e-mail belongs to another account (the API answers 409)."""
+
+
+class RegistrationClosed(AccountError):
+    """``open_registration`` is off: only the provider makes accounts (the API answers 403)."""
+
+
 def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise AccountError(

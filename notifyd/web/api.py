@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notifyd.access import basic_credentials
 from notifyd.account_records import PrivateProfile, UserToken
-from notifyd.bots.accounts import AccountError
+from notifyd.bots.accounts import AccountError, AccountTaken, RegistrationClosed
 from notifyd.errors import UnknownService
 from notifyd.grants import Account
 from notifyd.user_accounts import ProfileError
@@ -121,9 +121,12 @@ async def create_account(request: web.Request) -> web.Response:
         account = await request.config_dict[USER_ACCOUNTS].create(
             name=body.name, email=body.email, password=body.password
         )
+    except AccountTaken as exc:
+        raise ApiError(409, exc.message) from None
+    except RegistrationClosed as exc:
+        raise ApiError(403, exc.message) from None
     except AccountError as exc:
-        status = 409 if "taken" in exc.message or "exists" in exc.message else 400
-        raise ApiError(status, exc.message) from None
+        raise ApiError(400, exc.message) from None
     return web.json_response({"name": account.name, "email": account.email}, status=201)
 
 
