@@ -359,6 +359,18 @@ class EnqueueResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobMatch:
+    """What a listing of jobs keeps (the admin page's filters); None keeps any. ``poid``
+    keeps a BIMserver project's notifications, ``uploads`` the models posted to the bots
+    resource URLs (which belong to no project)."""
+
+    service: str | None = None
+    account: str | None = None
+    poid: int | None = None
+    uploads: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerOutage:
     """A BIMserver that stopped answering: its jobs wait until ``paused_until``, then probe."""
 

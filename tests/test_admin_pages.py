@@ -70,3 +70,16 @@ async def test_the_oldest_waiting_job_is_found_past_the_listed_ones(client: Any)
         conn.execute("UPDATE jobs SET created_at = 1600000000 WHERE id = ?", (first,))
     page = await (await client.get("/admin")).text()
     assert "<strong>2020-09-13 12:26:40 UTC</strong>oldest waiting" in page
+
+
+async def test_a_filter_finds_jobs_past_the_listed_ones(client: Any) -> None:
+    await register(client)
+    await client.app[USER_ACCOUNTS].store.set_admin(ACCOUNT["name"], True)
+    old = await client.post("/json", data=json.dumps(make_envelope(poid=4242)))
+    assert old.status == 200
+    for _ in range(205):  # newer jobs of another project, more than the dashboard lists
+        assert (await client.post("/json", data=json.dumps(make_envelope()))).status == 200
+    page = await (await client.get("/admin", params={"project": "4242"})).text()
+    assert page.count("<td>4242</td>") == 1, page
+    nothing = await (await client.get("/admin", params={"project": "no-such"})).text()
+    assert "4242" not in nothing

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from notifyd.errors import InvalidTransition, JobNotFound, StorageError
-from notifyd.records import AttemptOutcome, ExtendedDataWritten, JobResult, JobStatus, Timings
+from notifyd.records import (
+    AttemptOutcome,
+    ExtendedDataWritten,
+    JobMatch,
+    JobResult,
+    JobStatus,
+    Timings,
+    Upload,
+)
 from notifyd.storage.postgres import PostgresStorage
 from notifyd.storage.sqlite import SqliteStorage
 from tests.conftest import FakeClock
@@ -456,3 +464,42 @@ async def test_an_outage_with_no_failure_for_a_while_is_over(
     second = await storage.pause_server("http://b.test", error="x", pause=lambda n: 10.0)
     assert (second.down_since, second.failures) == (clock.now, 1)
     assert second.down_since > first.down_since
+
+
+async def test_a_listing_is_narrowed_in_the_query_not_after_its_limit(storage: Any) -> None:
+    """The admin page's filters: service, account, project, posted models; the newest
+    matching jobs whatever number of others came after them."""
+    ann = (await storage.enqueue(make_notification(account="ann", poid=7), max_attempts=3)).job_id
+    for _ in range(5):
+        await storage.enqueue(make_notification(account="bob", poid=8), max_attempts=3)
+    other_service = await storage.enqueue(
+        make_notification(service="ifc-validation", poid=8), max_attempts=3
+    )
+    upload = await storage.enqueue(
+        Upload(
+            upload_id="u1",
+            service="ifc-summary",
+            profile="default",
+            input_type="IFC_STEP_2X3TC1",
+            output_type="JSON",
+            model_path="uploads/u1.ifc",
+            size=1,
+            account="ann",
+        ),
+        max_attempts=3,
+    )
+
+    async def ids(**match: Any) -> list[int]:
+        jobs = await storage.list_jobs(limit=2, match=JobMatch(**match))
+        return [job.id for job in jobs]
+
+    assert await ids(account="ann") == [upload.job_id, ann]
+    assert await ids(account="ann", poid=7) == [ann]
+    assert await ids(account="ann", uploads=True) == [upload.job_id]
+    assert await ids(service="ifc-validation") == [other_service.job_id]
+    assert len(await ids(account="bob", poid=8)) == 2
+    assert await ids(account="nobody") == []
+    queued = await storage.list_jobs(
+        status=JobStatus.QUEUED, limit=10, match=JobMatch(account="ann", poid=7)
+    )
+    assert [job.id for job in queued] == [ann]

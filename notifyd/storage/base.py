@@ -15,6 +15,7 @@ from notifyd.records import (
     Attempt,
     EnqueueResult,
     Job,
+    JobMatch,
     JobResult,
     JobStatus,
     Origin,
@@ -108,9 +109,14 @@ class Storage(Protocol):
         """The job of an origin (its ``dedup_key``: an upload's topic), if there is one."""
 
     async def list_jobs(
-        self, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        match: JobMatch | None = None,
     ) -> list[Job]:
-        """Newest first."""
+        """Newest first; ``match`` narrows them in the query (never after the limit)."""
 
     async def attempts(self, job_id: int) -> list[Attempt]:
         """The job's whole attempt history, oldest first."""

@@ -10,6 +10,7 @@ migrating, LISTEN/NOTIFY and the group commit of new jobs are the engine's
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -22,13 +23,14 @@ from notifyd.job_rules import Transition
 from notifyd.records import (
     Attempt,
     Job,
+    JobMatch,
     JobResult,
     JobStatus,
     Notification,
     ServerOutage,
 )
 from notifyd.storage.postgres_engine import PostgresEngine
-from notifyd.storage.rows import transition_changes
+from notifyd.storage.rows import match_sql, transition_changes
 
 
 class PostgresStorage(PostgresEngine):
@@ -289,14 +291,23 @@ class PostgresStorage(PostgresEngine):
         return Job.from_row(row) if row else None
 
     async def list_jobs(
-        self, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        match: JobMatch | None = None,
     ) -> list[Job]:
+        numbers = itertools.count(4)
+        clauses, params = match_sql(match, lambda: f"${next(numbers)}")
+        narrowed = "".join(f" AND {clause}" for clause in clauses)
         rows = await self.pool.fetch(
-            "SELECT * FROM jobs WHERE ($1::text IS NULL OR status = $1) "
+            f"SELECT * FROM jobs WHERE ($1::text IS NULL OR status = $1){narrowed} "  # noqa: S608
             "ORDER BY id DESC LIMIT $2 OFFSET $3",
             str(status) if status else None,
             limit,
             offset,
+            *params,
         )
         return [Job.from_row(row) for row in rows]
 

@@ -4,13 +4,13 @@ changes a job rule's transition makes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from notifyd.account_records import LedgerEntry, LedgerKind, PrivateProfile, UserToken
 from notifyd.grants import Account, ClientStyle, IssuedToken, OAuthClient, TokenKind
 from notifyd.job_rules import Transition
-from notifyd.records import UPLOAD_KIND, Notification, Origin
+from notifyd.records import UPLOAD_KIND, JobMatch, Notification, Origin
 
 ORIGIN_COLUMNS = (
     "kind",
@@ -151,3 +151,21 @@ def profile_from_row(row: Mapping[str, Any]) -> PrivateProfile:
 
 def ledger_from_row(row: Mapping[str, Any]) -> LedgerEntry:
     return LedgerEntry(**{**dict(row), "kind": LedgerKind(row["kind"])})
+
+
+def match_sql(match: JobMatch | None, mark: Callable[[], str]) -> tuple[list[str], list[Any]]:
+    """SQL conditions for a listing's ``JobMatch`` and their parameters, ``mark()`` giving
+    each placeholder (``?`` for SQLite, ``$n`` for PostgreSQL): one place for both engines."""
+    match = match or JobMatch()
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("service", match.service), ("account", match.account)):
+        if value is not None:
+            clauses.append(f"{column} = {mark()}")
+            params.append(value)
+    if match.poid is not None:
+        clauses.append(f"api_url IS NOT NULL AND poid = {mark()}")
+        params.append(match.poid)
+    if match.uploads:
+        clauses.append("api_url IS NULL")
+    return clauses, params

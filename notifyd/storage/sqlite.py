@@ -17,12 +17,13 @@ from notifyd.records import (
     AttemptOutcome,
     EnqueueResult,
     Job,
+    JobMatch,
     JobResult,
     JobStatus,
     Notification,
     ServerOutage,
 )
-from notifyd.storage.rows import ORIGIN_COLUMNS, origin_values, transition_changes
+from notifyd.storage.rows import ORIGIN_COLUMNS, match_sql, origin_values, transition_changes
 from notifyd.storage.sqlite_engine import Enqueue, Outcome, SqliteEngine, storage_error
 
 
@@ -273,11 +274,20 @@ class SqliteStorage(SqliteEngine):
         return await self.run_read(read)
 
     async def list_jobs(
-        self, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        match: JobMatch | None = None,
     ) -> list[Job]:
+        clauses, params = match_sql(match, lambda: "?")
+        if status:
+            clauses.append("status = ?")
+            params.append(str(status))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
         def read(conn: sqlite3.Connection) -> list[Job]:
-            where = "WHERE status = ?" if status else ""
-            params: tuple[Any, ...] = (str(status),) if status else ()
             rows = conn.execute(
                 f"SELECT * FROM jobs {where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
                 (*params, limit, offset),

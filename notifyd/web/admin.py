@@ -12,7 +12,7 @@ from aiohttp import web
 from notifyd.errors import NotifydError
 from notifyd.grants import Account
 from notifyd.logs import JOB_LINES
-from notifyd.records import Job, JobStatus, Notification
+from notifyd.records import Job, JobMatch, JobStatus, Notification
 from notifyd.web.keys import SETTINGS, STORAGE, USER_ACCOUNTS
 from notifyd.web.pages import form_of, redirect_to, render, require, when
 
@@ -33,11 +33,17 @@ def _project(job: Job) -> str:
     return str(job.origin.poid) if isinstance(job.origin, Notification) else "upload"
 
 
-def _matches(job: Job, filters: dict[str, str]) -> bool:
-    return (
-        (not filters["service"] or job.service == filters["service"])
-        and (not filters["project"] or _project(job) == filters["project"])
-        and (not filters["account"] or job.account == filters["account"])
+def _match(filters: dict[str, str]) -> JobMatch | None:
+    """The page's filters as the storage's; None when a project is neither a number nor
+    "upload" (no job matches it)."""
+    project = filters["project"]
+    if project and project != "upload" and not project.isdigit():
+        return None
+    return JobMatch(
+        service=filters["service"] or None,
+        account=filters["account"] or None,
+        poid=int(project) if project.isdigit() else None,
+        uploads=project == "upload",
     )
 
 
@@ -52,9 +58,12 @@ async def dashboard(request: web.Request) -> web.Response:
         status = JobStatus(filters["state"]) if filters["state"] else None
     except ValueError:
         status = None
-    jobs = [
-        j for j in await storage.list_jobs(status=status, limit=_LISTED) if _matches(j, filters)
-    ]
+    match = _match(filters)
+    jobs = (
+        await storage.list_jobs(status=status, limit=_LISTED, match=match)
+        if match is not None
+        else []
+    )
     counts = await storage.counts()
     queued = counts[JobStatus.QUEUED]
     # Newest first: the oldest waiting job is the last one, however long the queue.
