@@ -225,9 +225,14 @@ class UserAccounts:
         now = self.clock()
         signed = verify_request(secret, headers, body, now)
         keep = 2 * TOLERANCE_SECONDS  # past that, the timestamp check refuses a replay anyway
-        if not await self.store.first_sight(platform, signed.webhook_id, now, keep):
+        # A sender retries a failed delivery with the same webhook-id but a new timestamp and
+        # signature (Standard Webhooks): that retry must get through (the job's dedup key
+        # makes it one job); only the very message seen before, a replay, is refused.
+        message = f"{signed.webhook_id}.{signed.timestamp}"
+        if not await self.store.first_sight(platform, message, now, keep):
             raise SignatureError(
-                f"webhook-id {signed.webhook_id!r} was seen before: a replayed request"
+                f"webhook-id {signed.webhook_id!r} with this timestamp was seen before: "
+                "a replayed request"
             )
 
     # -- private profiles ----------------------------------------------------------------

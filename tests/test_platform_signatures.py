@@ -71,6 +71,11 @@ async def test_a_signed_request_is_believed_once(client: Any) -> None:
     replay = await client.post("/platforms/acme/json", data=body, headers=headers)
     assert replay.status == 401
     assert "seen before" in (await replay.json())["response"]["exception"]["message"]
+    # The sender's retry of a delivery: the same id, a new timestamp and signature.
+    retry = _signed(secret, body, msg_id="msg_1", at=datetime.now(UTC) + timedelta(seconds=30))
+    answer = await client.post("/platforms/acme/json", data=body, headers=retry)
+    assert answer.status == 200
+    assert len(await client.app[STORAGE].list_jobs()) == 1  # still one job
 
 
 @pytest.mark.parametrize(

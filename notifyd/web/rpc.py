@@ -79,15 +79,7 @@ async def answer_envelope(
             await check(body)
         envelope = rpc.parse_envelope(body)
     except (ProtocolError, SignatureError) as exc:
-        status = (
-            403
-            if isinstance(exc, Forbidden)
-            else 401
-            if isinstance(exc, SignatureError)
-            else exc.status
-            if isinstance(exc, BodyError)
-            else 200
-        )
+        status = _refusal_status(exc)
         log.info("json_request", status=status, error=exc.message, **_timing(started))
         request.app[HOOKS].json_call(JsonCall(method="invalid", dialect="", outcome="refused"))
         return _json_response(rpc.exception_body(exc.message), status=status)
@@ -104,6 +96,18 @@ async def answer_envelope(
         "json_request", status=status, **calls, **_timing(started)
     )
     return _json_response(body_out, status=status)
+
+
+def _refusal_status(exc: ProtocolError | SignatureError) -> int:
+    """BIMserver reads a UserException from a 200; what the HTTP layer refuses keeps its own
+    status (a body too large, a caller not allowed, a signature that does not hold)."""
+    if isinstance(exc, SignatureError):
+        return 401
+    if isinstance(exc, Forbidden):
+        return 403
+    if isinstance(exc, BodyError):
+        return exc.status
+    return 200
 
 
 def _timing(started: float) -> dict[str, float]:
