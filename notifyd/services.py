@@ -294,8 +294,8 @@ def service_descriptor(
 
     ``tokenUrl`` is where BIMserver 1.5 exchanges an OAuth code (it posts there,
     ``OAuthServiceImpl.java:374``); BIMserver 1.4's server never calls it (no Java source
-    at 1.4.0-FINAL-2015-11-04 calls ``getTokenUrl()``) and its UI sends the user there, so with ``token_page`` (the 1.4 dialect) it is the page
-    where a user creates a user token."""
+    at 1.4.0-FINAL-2015-11-04 calls ``getTokenUrl()``) and its UI sends the user there, so
+    with ``token_page`` (the 1.4 dialect) it is the page where a user creates a user token."""
     base = settings.public_base_url
     oauth = OAuthEndpoints.of(settings)
     service_url = base + (f"/{settings.secret_path}" if settings.secret_path else "")
