@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from notifyd.records import Dialect, Notification, NotificationKind
+from notifyd.records import Dialect, Notification, NotificationKind, Upload
 from tests.conftest import BIMSERVER
 
 INTERFACE = {
@@ -83,3 +83,19 @@ def make_notification(**overrides: Any) -> Notification:
     }
     values.update(overrides)
     return Notification(**values)
+
+
+def make_upload(**overrides: Any) -> Upload:
+    """A model posted to a resource URL, as the bots endpoint stores it."""
+    values: dict[str, Any] = {
+        "upload_id": "8c1f0d",
+        "service": "ifc-summary",
+        "profile": "default",
+        "input_type": "IFC_STEP_2X3TC1",
+        "output_type": "UNSTRUCTURED_UTF8_TEXT_1_0",
+        "model_path": "uploads/8c1f0d.ifc",
+        "size": 4_096,
+        "account": "alice",
+    }
+    values.update(overrides)
+    return Upload(**values)

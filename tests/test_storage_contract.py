@@ -19,12 +19,11 @@ from notifyd.records import (
     JobResult,
     JobStatus,
     Timings,
-    Upload,
 )
 from notifyd.storage.postgres import PostgresStorage
 from notifyd.storage.sqlite import SqliteStorage
 from tests.conftest import FakeClock
-from tests.factories import make_notification
+from tests.factories import make_notification, make_upload
 from tests.postgres import fresh_schema, postgres_dsn
 
 LEASE = 30.0
@@ -475,19 +474,7 @@ async def test_a_listing_is_narrowed_in_the_query_not_after_its_limit(storage: A
     other_service = await storage.enqueue(
         make_notification(service="ifc-validation", poid=8), max_attempts=3
     )
-    upload = await storage.enqueue(
-        Upload(
-            upload_id="u1",
-            service="ifc-summary",
-            profile="default",
-            input_type="IFC_STEP_2X3TC1",
-            output_type="JSON",
-            model_path="uploads/u1.ifc",
-            size=1,
-            account="ann",
-        ),
-        max_attempts=3,
-    )
+    upload = await storage.enqueue(make_upload(account="ann"), max_attempts=3)
 
     async def ids(**match: Any) -> list[int]:
         jobs = await storage.list_jobs(limit=2, match=JobMatch(**match))

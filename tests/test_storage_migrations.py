@@ -9,10 +9,10 @@ import pytest
 import sqlite_utils
 
 from notifyd.errors import StartupError
-from notifyd.records import AttemptOutcome, JobStatus, Upload
+from notifyd.records import AttemptOutcome, JobStatus
 from notifyd.storage.sqlite import SqliteStorage
 from notifyd.storage.sqlite_schema import migrations
-from tests.factories import make_notification
+from tests.factories import make_notification, make_upload
 
 
 def _database_before_uploads(path: Path) -> None:
@@ -63,18 +63,7 @@ async def test_an_upload_is_a_job_without_a_project_and_is_claimed_first(
     storage: SqliteStorage,
 ) -> None:
     await storage.enqueue(make_notification(poid=5), max_attempts=3)
-    upload = Upload(
-        upload_id="8c1f0d",
-        service="ifc-summary",
-        profile="default",
-        input_type="IFC_STEP_2X3TC1",
-        output_type="UNSTRUCTURED_UTF8_TEXT_1_0",
-        model_path="uploads/8c1f0d.ifc",
-        size=4_096,
-        account="alice",
-        client_id="client-1",
-        context_id="ctx-9",
-    )
+    upload = make_upload(client_id="client-1", context_id="ctx-9")
     stored = await storage.enqueue(upload, max_attempts=3)
     again = await storage.enqueue(upload, max_attempts=3)
     assert again.job_id == stored.job_id
