@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 ACCOUNT = {"name": "dora", "email": "dora@example.com", "password": "correct horse"}
 
 
@@ -115,3 +117,20 @@ async def test_a_wrong_password_is_refused_on_the_page(client: Any) -> None:
     )
     assert answer.status == 401
     assert "wrong e-mail or password" in await answer.text()
+
+
+@pytest.mark.parametrize(
+    "next_page",
+    ["https://evil.example/", "//evil.example/", "/\\evil.example/", "/\t/evil.example/"],
+)
+async def test_sign_in_never_sends_to_another_site(client: Any, next_page: str) -> None:
+    await register(client)
+    client.session.cookie_jar.clear_domain("127.0.0.1")
+    token = await csrf_of(client, "/account/login")
+    answer = await client.post(
+        "/account/login",
+        data={**ACCOUNT, "csrf_token": token, "next": next_page},
+        allow_redirects=False,
+    )
+    assert answer.status == 303
+    assert answer.headers["Location"] == "/account"

@@ -80,8 +80,12 @@ def redirect_to(request: web.Request, path: str) -> web.HTTPSeeOther:
 
 
 def _safe_next(value: str) -> str:
-    """Only a path on this site, never another host (an open redirect)."""
-    return value if value.startswith("/") and not value.startswith("//") else "/account"
+    """Only a path on this site, never another host (an open redirect): browsers read
+    ``/\\host`` as ``//host``, and drop tabs and newlines from a URL."""
+    on_site = value.startswith("/") and value[1:2] not in ("/", "\\")
+    if not on_site or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        return "/account"
+    return value
 
 
 async def require(request: web.Request) -> Account:
